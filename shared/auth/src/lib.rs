@@ -1,0 +1,20 @@
+//! Who is calling and what they may call.
+//!
+//! Authorization is ONE table ([`ROUTES`]): every route the node serves is a row keyed by method
+//! and path pattern, naming what it is and who may call it. Anything not in the table is denied
+//! (404/405 before any credential is looked at). LiteLLM kept route permissions as several
+//! hand-maintained string lists that disagreed with each other; here a route cannot exist
+//! without its access rule.
+//!
+//! # Layout
+//! - `route`: the table ([`ROUTES`]), [`RouteId`], [`Access`] and the matcher [`RouteTable`].
+//! - `credential`: reading a key from any of the accepted headers.
+//! - `principal`: [`Authenticator`] (credential → [`Caller`]) and [`authorize`] (caller × access).
+
+mod credential;
+mod principal;
+mod route;
+
+pub use credential::{KEY_HEADERS, credential};
+pub use principal::{Authenticator, Caller, Principal, Role, authorize};
+pub use route::{Access, Matched, ROUTES, Route, RouteId, RouteTable};

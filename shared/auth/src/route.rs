@@ -1,0 +1,198 @@
+use std::collections::HashMap;
+
+use http::Method;
+use tollgate_api::{ApiError, Endpoint, ErrorCode};
+
+/// What a matched route does; the node dispatches on this.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RouteId {
+    Llm(Endpoint),
+    ListModels,
+    GetModel,
+    HealthLiveliness,
+    HealthReadiness,
+    Health,
+}
+
+/// Who may call a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, without a key (health probes).
+    Public,
+    /// Any valid key. Routes that name a model additionally check the key may use it, after the
+    /// model is known.
+    AnyKey,
+    /// Only the master key or a key whose role is `proxy_admin`.
+    Admin,
+}
+
+/// One row of the table.
+#[derive(Clone, Debug)]
+pub struct Route {
+    pub method: Method,
+    /// The path pattern in matchit syntax; also the `route` label of metrics and logs.
+    pub path: &'static str,
+    pub id: RouteId,
+    pub access: Access,
+}
+
+const fn row(method: Method, path: &'static str, id: RouteId, access: Access) -> Route {
+    Route {
+        method,
+        path,
+        id,
+        access,
+    }
+}
+
+use Access::{AnyKey, Public};
+use RouteId::*;
+
+/// Every route of the ingress node. A route that is not here does not exist.
+pub const ROUTES: &[Route] = &[
+    row(Method::POST, "/v1/chat/completions", Llm(Endpoint::ChatCompletions), AnyKey),
+    row(Method::POST, "/chat/completions", Llm(Endpoint::ChatCompletions), AnyKey),
+    row(Method::POST, "/v1/completions", Llm(Endpoint::Completions), AnyKey),
+    row(Method::POST, "/completions", Llm(Endpoint::Completions), AnyKey),
+    row(Method::POST, "/v1/embeddings", Llm(Endpoint::Embeddings), AnyKey),
+    row(Method::POST, "/embeddings", Llm(Endpoint::Embeddings), AnyKey),
+    row(Method::GET, "/v1/models", ListModels, AnyKey),
+    row(Method::GET, "/models", ListModels, AnyKey),
+    row(Method::GET, "/v1/models/{*model}", GetModel, AnyKey),
+    row(Method::GET, "/models/{*model}", GetModel, AnyKey),
+    row(Method::GET, "/health/liveliness", HealthLiveliness, Public),
+    row(Method::GET, "/health/liveness", HealthLiveliness, Public),
+    row(Method::GET, "/health/readiness", HealthReadiness, Public),
+    row(Method::GET, "/health", Health, Public),
+];
+
+/// A request matched to its row, with the path parameters it carried.
+#[derive(Clone, Debug)]
+pub struct Matched {
+    pub route: Route,
+    /// The `{*model}` parameter, percent-decoded, for routes that have one.
+    pub model: Option<String>,
+}
+
+/// The table compiled for lookup by path, then method.
+#[derive(Debug)]
+pub struct RouteTable {
+    paths: matchit::Router<Vec<Route>>,
+}
+
+impl RouteTable {
+    pub fn new(routes: &[Route]) -> Self {
+        let mut by_pattern: HashMap<&'static str, Vec<Route>> = HashMap::new();
+        for route in routes {
+            by_pattern.entry(route.path).or_default().push(route.clone());
+        }
+        let mut paths = matchit::Router::new();
+        for (pattern, rows) in by_pattern {
+            // The table is a constant checked by tests; a bad pattern is a programming error.
+            #[expect(clippy::expect_used, reason = "static table, covered by tests")]
+            paths
+                .insert(pattern, rows)
+                .expect("route patterns in ROUTES are valid and distinct");
+        }
+        Self { paths }
+    }
+
+    /// The row for `method` and `path`: 404 when no row has the path, 405 when none has the
+    /// method (the message lists the methods that exist).
+    pub fn lookup(&self, method: &Method, path: &str) -> Result<Matched, ApiError> {
+        let found = self.paths.at(path).map_err(|_| {
+            ApiError::new(
+                ErrorCode::RouteNotFound,
+                format!("no route {method} {}", printable(path)),
+            )
+        })?;
+        let Some(route) = found.value.iter().find(|r| r.method == *method) else {
+            let allowed: Vec<&str> = found.value.iter().map(|r| r.method.as_str()).collect();
+            return Err(ApiError::new(
+                ErrorCode::MethodNotAllowed,
+                format!(
+                    "{} does not accept {method}; use {}",
+                    found.value.first().map_or(path, |r| r.path),
+                    allowed.join(", ")
+                ),
+            ));
+        };
+        let model = found.params.get("model").map(percent_decode);
+        Ok(Matched {
+            route: route.clone(),
+            model,
+        })
+    }
+}
+
+impl Default for RouteTable {
+    fn default() -> Self {
+        Self::new(ROUTES)
+    }
+}
+
+/// A path cut to a sane length for an error message.
+fn printable(path: &str) -> String {
+    const MAX: usize = 200;
+    if path.len() <= MAX {
+        return path.to_owned();
+    }
+    let mut end = MAX;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &path[..end])
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+            if let Some(byte) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                out.push(byte);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_compiles_and_every_row_is_reachable() {
+        let table = RouteTable::default();
+        for route in ROUTES {
+            let path = route.path.replace("{*model}", "some/model");
+            let m = table.lookup(&route.method, &path).unwrap();
+            assert_eq!(m.route.id, route.id, "{}", route.path);
+        }
+    }
+
+    #[test]
+    fn model_param_keeps_slashes_and_decodes() {
+        let table = RouteTable::default();
+        let m = table.lookup(&Method::GET, "/v1/models/openai/gpt-4o").unwrap();
+        assert_eq!(m.model.as_deref(), Some("openai/gpt-4o"));
+        let m = table.lookup(&Method::GET, "/v1/models/a%2Fb%20c").unwrap();
+        assert_eq!(m.model.as_deref(), Some("a/b c"));
+    }
+
+    #[test]
+    fn unknown_path_is_404_and_wrong_method_405() {
+        let table = RouteTable::default();
+        let e = table.lookup(&Method::GET, "/v1/nope").unwrap_err();
+        assert_eq!(e.status.as_u16(), 404);
+        let e = table.lookup(&Method::GET, "/v1/chat/completions").unwrap_err();
+        assert_eq!(e.status.as_u16(), 405);
+        assert!(e.message.contains("POST"), "{}", e.message);
+    }
+}

@@ -1,0 +1,167 @@
+use std::time::Duration;
+
+use super::*;
+
+fn load(yaml: &str) -> Result<Loaded, ConfigError> {
+    load_str(yaml, "test.yaml", &MapEnv::new([("OPENAI_KEY", "sk-from-env-123")]))
+}
+
+#[test]
+fn litellm_config_loads() {
+    let loaded = load(
+        r#"
+model_list:
+  - model_name: gpt-4o
+    litellm_params:
+      model: openai/gpt-4o
+      api_key: os.environ/OPENAI_KEY
+      timeout: 30
+      stream_timeout: 5
+      max_retries: 2
+      rpm: 600
+      tpm: 100000
+      input_cost_per_token: 0.0000025
+      output_cost_per_token: 0.00001
+    model_info: { id: gpt4o-east, mode: chat, max_tokens: 4096, access_groups: [beta] }
+  - model_name: gpt-4o
+    litellm_params: { model: "hosted_vllm/llama", api_base: "http://10.0.0.1:8000" }
+  - model_name: fake
+    litellm_params: { model: mock/fake-model, mock_response: "hello there" }
+router_settings: { timeout: 45 }
+general_settings: { master_key: sk-admin-1234 }
+"#,
+    )
+    .unwrap();
+    let c = &loaded.config;
+    assert_eq!(c.deployments.len(), 3);
+    let d = &c.deployments[0];
+    assert_eq!(d.model_name, "gpt-4o");
+    assert_eq!(d.id, "gpt4o-east");
+    assert_eq!(d.provider.name(), "openai");
+    assert_eq!(d.upstream_model, "gpt-4o");
+    assert_eq!(d.api_base, "https://api.openai.com/v1");
+    assert_eq!(d.api_key.as_ref().unwrap().expose_secret(), "sk-from-env-123");
+    assert_eq!(d.timeout, Duration::from_secs(30));
+    assert_eq!(d.stream_timeout, Duration::from_secs(5));
+    assert_eq!(d.max_retries, 2);
+    assert_eq!(d.rpm, Some(600));
+    assert_eq!(d.input_cost_per_token.unwrap().nano_usd_per_mtok, 2_500_000_000);
+    assert_eq!(d.info.access_groups, vec!["beta"]);
+    let vllm = &c.deployments[1];
+    assert_eq!(vllm.id, "1");
+    assert_eq!(vllm.api_base, "http://10.0.0.1:8000/v1");
+    assert_eq!(vllm.timeout, Duration::from_secs(45), "router timeout is the default");
+    assert_eq!(c.deployments[2].provider, Provider::Mock);
+    assert_eq!(c.deployments[2].mock_response.as_deref(), Some("hello there"));
+    assert_eq!(c.general.master_key.as_ref().unwrap().expose_secret(), "sk-admin-1234");
+    assert_eq!(c.general.max_request_bytes, 16 * 1024 * 1024);
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+}
+
+#[test]
+fn unknown_keys_are_one_warning_each() {
+    let loaded = load(
+        r#"
+model_list:
+  - model_name: m
+    litellm_params: { model: mock/m, temperature: 0.1, weight: 2 }
+litellm_settings: { callbacks: ["prometheus"], set_verbose: true }
+general_settings: { database_url: "postgresql://x", alerting: ["slack"] }
+guardrails: []
+"#,
+    )
+    .unwrap();
+    let paths: Vec<&str> = loaded.warnings.iter().map(|w| w.path.as_str()).collect();
+    for expected in [
+        "model_list[0].litellm_params.temperature",
+        "model_list[0].litellm_params.weight",
+        "litellm_settings.set_verbose",
+        "general_settings.database_url",
+        "general_settings.alerting",
+        "guardrails",
+    ] {
+        assert_eq!(paths.iter().filter(|p| **p == expected).count(), 1, "{expected}: {paths:?}");
+    }
+    assert!(!paths.contains(&"litellm_settings.callbacks"), "callbacks are accepted: {paths:?}");
+}
+
+#[test]
+fn every_problem_is_reported_with_its_path() {
+    let err = load(
+        r#"
+model_list:
+  - model_name: a
+    litellm_params: { model: gpt-4o }
+  - model_name: b
+    litellm_params: { model: bedrock/claude }
+  - model_name: c
+    litellm_params: { model: openai/x, timeout: "soon", rpm: -5, api_key: os.environ/MISSING_VAR }
+  - litellm_params: { model: hosted_vllm/llama }
+  - model_name: e
+router_settings: { routing_strategy: fastest, timeout: [1] }
+general_settings: { max_request_size_mb: 0 }
+"#,
+    )
+    .unwrap_err();
+    let got: Vec<String> = err.problems.iter().map(ToString::to_string).collect();
+    let expect = [
+        "model_list[0].litellm_params.model: `gpt-4o` has no provider prefix",
+        "model_list[1].litellm_params.model: provider `bedrock` is not supported",
+        "model_list[2].litellm_params.timeout: expected a number",
+        "model_list[2].litellm_params.rpm: expected a whole number",
+        "model_list[2].litellm_params.api_key: environment variable MISSING_VAR is not set",
+        "model_list[3].model_name: required",
+        "model_list[3].litellm_params.api_base: required for `hosted_vllm/` models",
+        "model_list[4].litellm_params: required",
+        "router_settings.routing_strategy: unknown strategy `fastest`",
+        "router_settings.timeout: expected a number, found a list",
+        "general_settings.max_request_size_mb: expected a size in MB",
+    ];
+    for e in expect {
+        assert!(got.iter().any(|g| g.starts_with(e)), "missing `{e}` in {got:#?}");
+    }
+    assert!(!got.iter().any(|g| g.contains("MISSING_VAR=")));
+}
+
+#[test]
+fn secrets_never_print() {
+    let loaded = load("general_settings: { master_key: sk-very-secret-999 }").unwrap();
+    let debug = format!("{:?}", loaded.config);
+    assert!(!debug.contains("sk-very-secret-999"), "{debug}");
+}
+
+#[test]
+fn environment_variables_section_resolves_references() {
+    let loaded = load(
+        r#"
+environment_variables: { MY_BASE: "http://127.0.0.1:9" }
+model_list:
+  - model_name: m
+    litellm_params: { model: openai/m, api_base: os.environ/MY_BASE }
+"#,
+    )
+    .unwrap();
+    assert_eq!(loaded.config.deployments[0].api_base, "http://127.0.0.1:9/v1");
+}
+
+#[test]
+fn garbage_yaml_is_a_problem_not_a_panic() {
+    for text in ["model_list: [", "- just\n- a list", "42", "model_list: 7", "\t:\n"] {
+        let result = load(text);
+        assert!(result.is_err(), "{text}");
+    }
+    assert!(load("").unwrap().config.deployments.is_empty());
+}
+
+#[test]
+fn duplicate_ids_are_refused() {
+    let err = load(
+        r#"
+model_list:
+  - { model_name: a, litellm_params: { model: mock/a }, model_info: { id: x } }
+  - { model_name: b, litellm_params: { model: mock/b }, model_info: { id: x } }
+"#,
+    )
+    .unwrap_err();
+    assert!(err.problems[0].message.contains("duplicate deployment id"), "{:?}", err.problems);
+}
