@@ -1,1 +1,179 @@
-fn main() {}
+//! `tollgate`: parse arguments, load the config, start logging, call the library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tollgate::NodeOptions;
+use tollgate_config::{ConfigError, Loaded, ProcessEnv, load_file};
+
+/// Bad configuration or arguments (clap also exits with 2 for bad arguments).
+const EXIT_CONFIG: u8 = 2;
+const EXIT_RUNTIME: u8 = 1;
+
+#[derive(Parser)]
+#[command(name = "tollgate", version, about = "An OpenAI-compatible LLM gateway")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the gateway.
+    Serve {
+        /// The LiteLLM-compatible config.yaml.
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long, default_value_t = 4000)]
+        port: u16,
+        #[arg(long, default_value = "0.0.0.0")]
+        host: String,
+        /// Where the node keeps its state (keys, budgets, usage).
+        #[arg(long, default_value = "./tollgate-data")]
+        data_dir: PathBuf,
+        /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
+        #[arg(long, default_value_t = tollgate::DEFAULT_DRAIN_TIMEOUT.as_secs())]
+        drain_timeout: u64,
+    },
+    /// Validate a config and print every problem with its YAML path.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Command::Check { config } => check(&config),
+        Command::Serve {
+            config,
+            port,
+            host,
+            data_dir,
+            drain_timeout,
+        } => {
+            let Some(loaded) = load(&config) else {
+                return ExitCode::from(EXIT_CONFIG);
+            };
+            let Ok(addr) = format!("{host}:{port}").parse::<SocketAddr>() else {
+                eprintln!("error: --host {host} --port {port} is not a socket address");
+                return ExitCode::from(EXIT_CONFIG);
+            };
+            if let Err(e) = std::fs::create_dir_all(&data_dir) {
+                eprintln!("error: cannot create --data-dir {}: {e}", data_dir.display());
+                return ExitCode::from(EXIT_RUNTIME);
+            }
+            let options = NodeOptions {
+                drain_timeout: Duration::from_secs(drain_timeout),
+            };
+            match serve(loaded, addr, options) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    ExitCode::from(EXIT_RUNTIME)
+                }
+            }
+        }
+    }
+}
+
+#[tokio::main]
+async fn serve(loaded: Loaded, addr: SocketAddr, options: NodeOptions) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+    let local = listener.local_addr()?;
+    let node = tollgate::Node::new(loaded.config, options)?;
+    tracing::info!("listening on http://{local}");
+    announce(local);
+    node.serve(listener, shutdown_signal()).await
+}
+
+/// One machine-readable line on stdout, for scripts and tests that start the node on port 0.
+#[expect(clippy::print_stdout, reason = "the one line scripts read")]
+fn announce(addr: SocketAddr) {
+    use std::io::Write;
+    println!("listening on http://{addr}");
+    let _ = std::io::stdout().flush();
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}
+
+fn load(path: &std::path::Path) -> Option<Loaded> {
+    match load_file(path, &ProcessEnv) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                tracing::warn!("{}: {w}", path.display());
+            }
+            Some(loaded)
+        }
+        Err(e) => {
+            report(&e);
+            None
+        }
+    }
+}
+
+fn report(e: &ConfigError) {
+    for w in &e.warnings {
+        eprintln!("warning: {}: {w}", e.source_name);
+    }
+    for p in &e.problems {
+        eprintln!("error: {}: {p}", e.source_name);
+    }
+    eprintln!("{e}");
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    match load_file(path, &ProcessEnv) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                eprintln!("warning: {}: {w}", path.display());
+            }
+            let groups: std::collections::BTreeSet<&str> = loaded
+                .config
+                .deployments
+                .iter()
+                .map(|d| d.model_name.as_str())
+                .collect();
+            eprintln!(
+                "{}: OK ({} deployments in {} model groups, {} warnings)",
+                path.display(),
+                loaded.config.deployments.len(),
+                groups.len(),
+                loaded.warnings.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            report(&e);
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("TOLLGATE_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,110 @@
+//! Every request enters at [`dispatch`]: route table → authenticate → authorize → handler →
+//! the outcome point. Nothing is routed by axum itself, so there is no path by which a request
+//! escapes the table or the outcome.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use bytes::Bytes;
+use http::header::CONTENT_LENGTH;
+use http::request::Parts;
+use http_body_util::{BodyExt, Limited};
+use tollgate_api::{ApiError, ErrorCode};
+use tollgate_auth::{Access, RouteId, authorize};
+
+use crate::outcome::Outcome;
+use crate::relay::Relay;
+use crate::respond::{REQUEST_ID, error_response};
+use crate::{Gateway, health, pipeline};
+
+/// What a handler produced: a whole response, or a stream whose end the outcome waits for.
+pub(crate) enum Answer {
+    Full(Response),
+    Stream(Relay),
+}
+
+/// The single axum handler of the node.
+pub(crate) async fn dispatch(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let mut outcome = gateway.outcomes.begin(&parts.method, &parts.headers);
+    let result = handle(&gateway, &mut outcome, parts, body).await;
+    finish(outcome, result)
+}
+
+async fn handle(
+    gateway: &Gateway,
+    outcome: &mut Outcome,
+    parts: Parts,
+    body: Body,
+) -> Result<Answer, ApiError> {
+    let matched = gateway.routes.lookup(&parts.method, parts.uri.path())?;
+    outcome.set_route(matched.route.path, matched.route.access != Access::Public);
+    let caller = gateway.auth.authenticate(&parts.headers);
+    authorize(&matched.route, &caller)?;
+    match matched.route.id {
+        RouteId::Llm(endpoint) => {
+            let bytes = read_body(&parts, body, gateway.max_request_bytes).await?;
+            pipeline::llm(gateway, outcome, endpoint, &bytes).await
+        }
+        RouteId::ListModels => Ok(Answer::Full(gateway.models.list())),
+        RouteId::GetModel => {
+            let name = matched.model.unwrap_or_default();
+            gateway.models.retrieve(&name).map(Answer::Full)
+        }
+        id @ (RouteId::Health | RouteId::HealthLiveliness | RouteId::HealthReadiness) => {
+            Ok(Answer::Full(health::health(gateway, id)))
+        }
+    }
+}
+
+/// The outcome point: every request passes here exactly once.
+fn finish(outcome: Outcome, result: Result<Answer, ApiError>) -> Response {
+    match result {
+        Ok(Answer::Full(mut response)) => {
+            response
+                .headers_mut()
+                .insert(REQUEST_ID.clone(), outcome.request_id().clone());
+            outcome.finish(response.status(), None);
+            response
+        }
+        Ok(Answer::Stream(relay)) => relay.into_response(outcome),
+        Err(error) => {
+            let response = error_response(&error, Some(outcome.request_id()));
+            outcome.finish(error.status, Some(&error));
+            response
+        }
+    }
+}
+
+/// Reads the whole body, refusing more than `limit` bytes: at once when `Content-Length` says
+/// so, else as soon as the limit is crossed (chunked bodies are never read whole first).
+async fn read_body(parts: &Parts, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            ErrorCode::RequestTooLarge,
+            format!(
+                "the request body is larger than the limit of {} bytes \
+                 (general_settings.max_request_size_mb)",
+                limit
+            ),
+        )
+    };
+    let declared = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(_) => Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            "the request body could not be read (the client stopped sending it)",
+        )),
+    }
+}

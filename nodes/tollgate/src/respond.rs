@@ -1,0 +1,36 @@
+//! Building responses: JSON bodies and errors in OpenAI's shape with the headers that go with
+//! them.
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
+use http::StatusCode;
+use tollgate_api::ApiError;
+
+pub(crate) static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) static MODEL_GROUP: HeaderName = HeaderName::from_static("x-tollgate-model-group");
+pub(crate) static DEPLOYMENT: HeaderName = HeaderName::from_static("x-tollgate-deployment");
+pub(crate) static ATTEMPTS: HeaderName = HeaderName::from_static("x-tollgate-attempts");
+pub(crate) const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
+
+/// A JSON response.
+pub(crate) fn json(status: StatusCode, body: Bytes) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, APPLICATION_JSON);
+    response
+}
+
+/// An error in OpenAI's shape, with `Retry-After` when the error has one.
+pub(crate) fn error_response(error: &ApiError, request_id: Option<&HeaderValue>) -> Response {
+    let mut response = json(error.status, error.openai_body());
+    let headers = response.headers_mut();
+    if let Some(secs) = error.retry_after_secs() {
+        headers.insert(RETRY_AFTER, HeaderValue::from(secs));
+    }
+    if let Some(id) = request_id {
+        headers.insert(REQUEST_ID.clone(), id.clone());
+    }
+    response
+}

@@ -1,0 +1,71 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tollgate_api::{ApiError, ErrorCode};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::Gateway;
+use crate::dispatch::dispatch;
+use crate::respond::error_response;
+
+pub(crate) async fn serve(
+    gateway: Arc<Gateway>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    drain_timeout: Duration,
+) -> anyhow::Result<()> {
+    let outcomes = gateway.outcomes.clone();
+    // Transport concerns only, outermost first:
+    // 1. CatchPanicLayer: a panic in a handler becomes a 500 in OpenAI's shape, never a dropped
+    //    connection or a dead worker. (The outcome point still records it, as a 500.)
+    // Routing, auth, budgets and everything else are business rules and live in `dispatch`.
+    let layers = ServiceBuilder::new().layer(CatchPanicLayer::custom(panic_response));
+    let app = Router::new()
+        .fallback(dispatch)
+        .with_state(gateway)
+        .layer(layers);
+
+    let (stopping_tx, mut stopping_rx) = watch::channel(false);
+    let listener = listener.tap_io(|tcp| {
+        // Latency over throughput for small request/response exchanges.
+        let _ = tcp.set_nodelay(true);
+    });
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = stopping_tx.send(true);
+    });
+    let drain_deadline = async move {
+        let _ = stopping_rx.wait_for(|stopping| *stopping).await;
+        tracing::info!(
+            in_flight = outcomes.in_flight(),
+            "shutting down: no new connections, draining in-flight requests"
+        );
+        tokio::time::sleep(drain_timeout).await;
+        outcomes.in_flight()
+    };
+    tokio::select! {
+        served = server => {
+            served?;
+            tracing::info!("drained; stopped");
+        }
+        cut = drain_deadline => {
+            tracing::warn!(requests = cut, ?drain_timeout, "drain timeout reached; cutting remaining requests");
+        }
+    }
+    Ok(())
+}
+
+fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    error_response(
+        &ApiError::new(ErrorCode::Internal, "internal error; the details are in the node's log"),
+        None,
+    )
+    .into_response()
+}
