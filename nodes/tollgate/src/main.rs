@@ -65,7 +65,10 @@ fn main() -> ExitCode {
                 return ExitCode::from(EXIT_CONFIG);
             };
             if let Err(e) = std::fs::create_dir_all(&data_dir) {
-                eprintln!("error: cannot create --data-dir {}: {e}", data_dir.display());
+                eprintln!(
+                    "error: cannot create --data-dir {}: {e}",
+                    data_dir.display()
+                );
                 return ExitCode::from(EXIT_RUNTIME);
             }
             let options = NodeOptions {

@@ -14,7 +14,6 @@ use tollgate_api::{ApiError, ErrorCode};
 use tollgate_config::Deployment;
 use tollgate_providers::{Upstream, Upstreams};
 
-
 use crate::respond::json;
 
 /// The deployments that serve one public model name.

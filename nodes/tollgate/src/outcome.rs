@@ -113,7 +113,10 @@ impl Outcomes {
         let key = OutcomeKey {
             status,
             route: outcome.route,
-            model: outcome.model.clone().unwrap_or_else(|| self.unknown.clone()),
+            model: outcome
+                .model
+                .clone()
+                .unwrap_or_else(|| self.unknown.clone()),
             provider: outcome.provider,
         };
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());

@@ -48,7 +48,9 @@ pub(crate) async fn llm(
     let extra = mock_extras(deployment);
     let call = Call {
         endpoint,
-        body: request.upstream_body(&deployment.upstream_model, &extra).into(),
+        body: request
+            .upstream_body(&deployment.upstream_model, &extra)
+            .into(),
         stream: request.stream,
         request_id: outcome.request_id().to_str().unwrap_or_default(),
         attempt: 1,
@@ -90,7 +92,10 @@ pub(crate) async fn llm(
 fn mock_extras(deployment: &tollgate_config::Deployment) -> Vec<(&'static str, String)> {
     match (&deployment.provider, &deployment.mock_response) {
         (Provider::Mock, Some(text)) => {
-            vec![("mock_response", serde_json::Value::from(text.as_str()).to_string())]
+            vec![(
+                "mock_response",
+                serde_json::Value::from(text.as_str()).to_string(),
+            )]
         }
         _ => Vec::new(),
     }
@@ -98,7 +103,9 @@ fn mock_extras(deployment: &tollgate_config::Deployment) -> Vec<(&'static str, S
 
 /// An upstream's non-2xx answer as the client's error.
 async fn refusal(reply: Reply, deployment: &Arc<str>) -> ApiError {
-    let body = collect(reply.body, MAX_ERROR_BYTES).await.unwrap_or_default();
+    let body = collect(reply.body, MAX_ERROR_BYTES)
+        .await
+        .unwrap_or_default();
     upstream_error(reply.status, &reply.headers, &body, deployment)
 }
 
@@ -107,9 +114,7 @@ fn response_headers(group: &Group, target: &Target, upstream: &HeaderMap) -> Hea
     for (name, value) in upstream {
         headers.append(name.clone(), value.clone());
     }
-    headers
-        .entry(CONTENT_TYPE)
-        .or_insert(APPLICATION_JSON);
+    headers.entry(CONTENT_TYPE).or_insert(APPLICATION_JSON);
     if let Some(v) = &group.name_header {
         headers.insert(MODEL_GROUP.clone(), v.clone());
     }

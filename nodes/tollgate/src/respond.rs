@@ -4,8 +4,8 @@
 use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
 use http::StatusCode;
+use http::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
 use tollgate_api::ApiError;
 
 pub(crate) static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -18,7 +18,9 @@ pub(crate) const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("appli
 pub(crate) fn json(status: StatusCode, body: Bytes) -> Response {
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
-    response.headers_mut().insert(CONTENT_TYPE, APPLICATION_JSON);
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, APPLICATION_JSON);
     response
 }
 

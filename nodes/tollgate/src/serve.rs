@@ -64,7 +64,10 @@ pub(crate) async fn serve(
 fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("a request handler panicked");
     error_response(
-        &ApiError::new(ErrorCode::Internal, "internal error; the details are in the node's log"),
+        &ApiError::new(
+            ErrorCode::Internal,
+            "internal error; the details are in the node's log",
+        ),
         None,
     )
     .into_response()

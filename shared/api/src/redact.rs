@@ -16,9 +16,7 @@ pub fn scrub(text: &str) -> Cow<'_, str> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while !rest.is_empty() {
-        let token_end = rest
-            .find(|c: char| !is_token_char(c))
-            .unwrap_or(rest.len());
+        let token_end = rest.find(|c: char| !is_token_char(c)).unwrap_or(rest.len());
         if token_end == 0 {
             let ch_len = rest.chars().next().map_or(1, char::len_utf8);
             let (sep, tail) = rest.split_at(ch_len);
@@ -48,9 +46,7 @@ pub fn scrub(text: &str) -> Cow<'_, str> {
 fn needs_scrub(text: &str) -> bool {
     text.contains("sk-")
         || text.to_ascii_lowercase().contains("bearer ")
-        || text
-            .split(|c: char| !is_token_char(c))
-            .any(is_secret)
+        || text.split(|c: char| !is_token_char(c)).any(is_secret)
 }
 
 fn is_token_char(c: char) -> bool {
@@ -82,7 +78,10 @@ mod tests {
         assert!(!out.contains("abcdEFGH"), "{out}");
         assert!(!out.contains("e3b0c442"), "{out}");
         assert!(!out.contains("abc.def"), "{out}");
-        assert!(out.starts_with("Incorrect API key provided: [redacted]."), "{out}");
+        assert!(
+            out.starts_with("Incorrect API key provided: [redacted]."),
+            "{out}"
+        );
     }
 
     #[test]

@@ -84,7 +84,10 @@ impl<'a> LlmRequest<'a> {
 
         let model = required::<Cow<'_, str>>(&body, "model", "a string")?;
         if model.trim().is_empty() {
-            return Err(ApiError::invalid_field("model", "`model` must not be empty"));
+            return Err(ApiError::invalid_field(
+                "model",
+                "`model` must not be empty",
+            ));
         }
         let model = model.into_owned();
         match endpoint {
@@ -169,9 +172,9 @@ fn optional<'a, T: Deserialize<'a>>(
 ) -> Result<Option<T>, ApiError> {
     match body.get(name) {
         None | Some("null") => Ok(None),
-        Some(raw) => serde_json::from_str::<T>(raw).map(Some).map_err(|_| {
-            ApiError::invalid_field(name, format!("`{name}` must be {expected}"))
-        }),
+        Some(raw) => serde_json::from_str::<T>(raw)
+            .map(Some)
+            .map_err(|_| ApiError::invalid_field(name, format!("`{name}` must be {expected}"))),
     }
 }
 
@@ -227,7 +230,9 @@ impl<'de> Deserialize<'de> for IgnoredString {
 #[serde(untagged)]
 enum ToolChoice {
     Mode(IgnoredString),
-    Named(#[expect(dead_code, reason = "type check only")] serde_json::Map<String, serde_json::Value>),
+    Named(
+        #[expect(dead_code, reason = "type check only")] serde_json::Map<String, serde_json::Value>,
+    ),
 }
 
 #[derive(Deserialize)]

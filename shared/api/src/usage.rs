@@ -85,9 +85,21 @@ mod tests {
     #[test]
     fn reads_openai_and_anthropic_names() {
         let u = Usage::from_response(br#"{"usage":{"prompt_tokens":3,"completion_tokens":4}}"#);
-        assert_eq!(u, Some(Usage { input_tokens: 3, output_tokens: 4 }));
+        assert_eq!(
+            u,
+            Some(Usage {
+                input_tokens: 3,
+                output_tokens: 4
+            })
+        );
         let u = Usage::from_response(br#"{"usage":{"input_tokens":5,"output_tokens":6}}"#);
-        assert_eq!(u, Some(Usage { input_tokens: 5, output_tokens: 6 }));
+        assert_eq!(
+            u,
+            Some(Usage {
+                input_tokens: 5,
+                output_tokens: 6
+            })
+        );
     }
 
     #[test]
@@ -95,7 +107,13 @@ mod tests {
         let u = Usage::from_response(
             br#"{"usage":{"prompt_tokens":12.5,"completion_tokens":"7.1","total_tokens":19.6}}"#,
         );
-        assert_eq!(u, Some(Usage { input_tokens: 13, output_tokens: 8 }));
+        assert_eq!(
+            u,
+            Some(Usage {
+                input_tokens: 13,
+                output_tokens: 8
+            })
+        );
         let u = Usage::from_response(br#"{"usage":{"prompt_tokens":-1,"completion_tokens":null}}"#);
         assert_eq!(u, Some(Usage::default()));
     }

@@ -57,15 +57,36 @@ mod tests {
 
     #[test]
     fn every_header_form() {
-        assert_eq!(credential(&with("authorization", "Bearer sk-1")), Presented::Key("sk-1"));
-        assert_eq!(credential(&with("authorization", "bearer  sk-1 ")), Presented::Key("sk-1"));
-        assert_eq!(credential(&with("authorization", "sk-1")), Presented::Key("sk-1"));
-        assert_eq!(credential(&with("x-api-key", "sk-2")), Presented::Key("sk-2"));
+        assert_eq!(
+            credential(&with("authorization", "Bearer sk-1")),
+            Presented::Key("sk-1")
+        );
+        assert_eq!(
+            credential(&with("authorization", "bearer  sk-1 ")),
+            Presented::Key("sk-1")
+        );
+        assert_eq!(
+            credential(&with("authorization", "sk-1")),
+            Presented::Key("sk-1")
+        );
+        assert_eq!(
+            credential(&with("x-api-key", "sk-2")),
+            Presented::Key("sk-2")
+        );
         assert_eq!(credential(&with("api-key", "sk-3")), Presented::Key("sk-3"));
-        assert_eq!(credential(&with("x-litellm-api-key", "sk-4")), Presented::Key("sk-4"));
+        assert_eq!(
+            credential(&with("x-litellm-api-key", "sk-4")),
+            Presented::Key("sk-4")
+        );
         assert_eq!(credential(&HeaderMap::new()), Presented::None);
-        assert_eq!(credential(&with("authorization", "Bearer ")), Presented::Malformed);
-        assert_eq!(credential(&with("authorization", "Basic abc")), Presented::Malformed);
+        assert_eq!(
+            credential(&with("authorization", "Bearer ")),
+            Presented::Malformed
+        );
+        assert_eq!(
+            credential(&with("authorization", "Basic abc")),
+            Presented::Malformed
+        );
     }
 
     #[test]

@@ -50,12 +50,42 @@ use RouteId::*;
 
 /// Every route of the ingress node. A route that is not here does not exist.
 pub const ROUTES: &[Route] = &[
-    row(Method::POST, "/v1/chat/completions", Llm(Endpoint::ChatCompletions), AnyKey),
-    row(Method::POST, "/chat/completions", Llm(Endpoint::ChatCompletions), AnyKey),
-    row(Method::POST, "/v1/completions", Llm(Endpoint::Completions), AnyKey),
-    row(Method::POST, "/completions", Llm(Endpoint::Completions), AnyKey),
-    row(Method::POST, "/v1/embeddings", Llm(Endpoint::Embeddings), AnyKey),
-    row(Method::POST, "/embeddings", Llm(Endpoint::Embeddings), AnyKey),
+    row(
+        Method::POST,
+        "/v1/chat/completions",
+        Llm(Endpoint::ChatCompletions),
+        AnyKey,
+    ),
+    row(
+        Method::POST,
+        "/chat/completions",
+        Llm(Endpoint::ChatCompletions),
+        AnyKey,
+    ),
+    row(
+        Method::POST,
+        "/v1/completions",
+        Llm(Endpoint::Completions),
+        AnyKey,
+    ),
+    row(
+        Method::POST,
+        "/completions",
+        Llm(Endpoint::Completions),
+        AnyKey,
+    ),
+    row(
+        Method::POST,
+        "/v1/embeddings",
+        Llm(Endpoint::Embeddings),
+        AnyKey,
+    ),
+    row(
+        Method::POST,
+        "/embeddings",
+        Llm(Endpoint::Embeddings),
+        AnyKey,
+    ),
     row(Method::GET, "/v1/models", ListModels, AnyKey),
     row(Method::GET, "/models", ListModels, AnyKey),
     row(Method::GET, "/v1/models/{*model}", GetModel, AnyKey),
@@ -84,7 +114,10 @@ impl RouteTable {
     pub fn new(routes: &[Route]) -> Self {
         let mut by_pattern: HashMap<&'static str, Vec<Route>> = HashMap::new();
         for route in routes {
-            by_pattern.entry(route.path).or_default().push(route.clone());
+            by_pattern
+                .entry(route.path)
+                .or_default()
+                .push(route.clone());
         }
         let mut paths = matchit::Router::new();
         for (pattern, rows) in by_pattern {
@@ -180,7 +213,9 @@ mod tests {
     #[test]
     fn model_param_keeps_slashes_and_decodes() {
         let table = RouteTable::default();
-        let m = table.lookup(&Method::GET, "/v1/models/openai/gpt-4o").unwrap();
+        let m = table
+            .lookup(&Method::GET, "/v1/models/openai/gpt-4o")
+            .unwrap();
         assert_eq!(m.model.as_deref(), Some("openai/gpt-4o"));
         let m = table.lookup(&Method::GET, "/v1/models/a%2Fb%20c").unwrap();
         assert_eq!(m.model.as_deref(), Some("a/b c"));
@@ -191,7 +226,9 @@ mod tests {
         let table = RouteTable::default();
         let e = table.lookup(&Method::GET, "/v1/nope").unwrap_err();
         assert_eq!(e.status.as_u16(), 404);
-        let e = table.lookup(&Method::GET, "/v1/chat/completions").unwrap_err();
+        let e = table
+            .lookup(&Method::GET, "/v1/chat/completions")
+            .unwrap_err();
         assert_eq!(e.status.as_u16(), 405);
         assert!(e.message.contains("POST"), "{}", e.message);
     }

@@ -102,7 +102,11 @@ pub fn load_str(text: &str, source_name: &str, env: &dyn Env) -> Result<Loaded, 
     let root: serde_json::Value = if text.trim().is_empty() {
         serde_json::Value::Null
     } else {
-        serde_saphyr::from_str(text).map_err(|e| fail(format!("not valid YAML: {e}")))?
+        // YAML 1.2 booleans: only `true`/`false`, so a model named `n` or `yes` stays a string
+        // (as PyYAML reads LiteLLM's configs).
+        let options = serde_saphyr::options! { strict_booleans: true };
+        serde_saphyr::from_str_with_options(text, options)
+            .map_err(|e| fail(format!("not valid YAML: {e}")))?
     };
     load_value(&root, source_name, env)
 }

@@ -193,7 +193,10 @@ fn build_deployment(
     w.unknown_keys(map, path, &["model_name", "litellm_params", "model_info"]);
     let model_name = w.string(map, "model_name", path);
     if model_name.as_deref().is_none_or(|n| n.trim().is_empty()) {
-        w.problem(&child(path, "model_name"), "required: the public model name");
+        w.problem(
+            &child(path, "model_name"),
+            "required: the public model name",
+        );
     }
     let params_path = child(path, "litellm_params");
     let Some(params) = w.object(map.get("litellm_params"), &params_path) else {
@@ -244,13 +247,18 @@ fn provider_and_model(
 ) -> Option<(Provider, String)> {
     let model_path = child(path, "model");
     let Some(model) = w.string(params, "model", path) else {
-        w.problem(&model_path, "required: `provider/model`, e.g. `openai/gpt-4o`");
+        w.problem(
+            &model_path,
+            "required: `provider/model`, e.g. `openai/gpt-4o`",
+        );
         return None;
     };
     let Some((prefix, rest)) = model.split_once('/') else {
         w.problem(
             &model_path,
-            format!("`{model}` has no provider prefix; write `provider/model`, e.g. `openai/{model}`"),
+            format!(
+                "`{model}` has no provider prefix; write `provider/model`, e.g. `openai/{model}`"
+            ),
         );
         return None;
     };
@@ -265,7 +273,10 @@ fn provider_and_model(
         return None;
     };
     if rest.is_empty() {
-        w.problem(&model_path, "the model name after the provider prefix is empty");
+        w.problem(
+            &model_path,
+            "the model name after the provider prefix is empty",
+        );
         return None;
     }
     Some((provider, rest.to_owned()))
@@ -285,11 +296,17 @@ fn api_base(
         return Some(String::new());
     };
     let Some(base) = configured.or_else(|| flavor.default_base().map(str::to_owned)) else {
-        w.problem(&base_path, format!("required for `{}/` models", flavor.prefix()));
+        w.problem(
+            &base_path,
+            format!("required for `{}/` models", flavor.prefix()),
+        );
         return None;
     };
     normalize_base(&base).or_else(|| {
-        w.problem(&base_path, format!("`{base}` is not an http:// or https:// URL"));
+        w.problem(
+            &base_path,
+            format!("`{base}` is not an http:// or https:// URL"),
+        );
         None
     })
 }
@@ -322,7 +339,11 @@ fn default_key(w: &mut Walker<'_>, provider: Provider) -> Option<SecretString> {
         .map(SecretString::from)
 }
 
-fn model_info(w: &mut Walker<'_>, value: Option<&Value>, path: &str) -> (ModelInfo, Option<String>) {
+fn model_info(
+    w: &mut Walker<'_>,
+    value: Option<&Value>,
+    path: &str,
+) -> (ModelInfo, Option<String>) {
     let Some(map) = w.object(value, path) else {
         return (ModelInfo::default(), None);
     };
@@ -344,9 +365,18 @@ mod tests {
 
     #[test]
     fn bases_are_normalized() {
-        assert_eq!(normalize_base("http://h:8000").as_deref(), Some("http://h:8000/v1"));
-        assert_eq!(normalize_base("http://h:8000/").as_deref(), Some("http://h:8000/v1"));
-        assert_eq!(normalize_base("https://x/api/v1/").as_deref(), Some("https://x/api/v1"));
+        assert_eq!(
+            normalize_base("http://h:8000").as_deref(),
+            Some("http://h:8000/v1")
+        );
+        assert_eq!(
+            normalize_base("http://h:8000/").as_deref(),
+            Some("http://h:8000/v1")
+        );
+        assert_eq!(
+            normalize_base("https://x/api/v1/").as_deref(),
+            Some("https://x/api/v1")
+        );
         assert_eq!(normalize_base("ftp://x"), None);
         assert_eq!(normalize_base("http:///v1"), None);
     }

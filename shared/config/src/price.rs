@@ -46,11 +46,15 @@ mod tests {
     #[test]
     fn exact_conversion_of_common_prices() {
         assert_eq!(
-            Price::from_usd_per_token(0.0000025).unwrap().nano_usd_per_mtok,
+            Price::from_usd_per_token(0.0000025)
+                .unwrap()
+                .nano_usd_per_mtok,
             2_500_000_000
         );
         assert_eq!(
-            Price::from_usd_per_token(0.00000015).unwrap().nano_usd_per_mtok,
+            Price::from_usd_per_token(0.00000015)
+                .unwrap()
+                .nano_usd_per_mtok,
             150_000_000
         );
         assert_eq!(Price::from_usd_per_token(0.0).unwrap().nano_usd_per_mtok, 0);

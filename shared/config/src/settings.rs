@@ -146,7 +146,10 @@ fn router_settings(w: &mut Walker<'_>, map: &Object, litellm: &Object) -> Router
         }),
     };
     if routing_strategy != RoutingStrategy::SimpleShuffle {
-        w.warn(&child(R, "routing_strategy"), format!("{NOT_YET}: simple-shuffle is used"));
+        w.warn(
+            &child(R, "routing_strategy"),
+            format!("{NOT_YET}: simple-shuffle is used"),
+        );
     }
     // router_settings wins over litellm_settings, as in LiteLLM.
     let num_retries = w
@@ -158,15 +161,24 @@ fn router_settings(w: &mut Walker<'_>, map: &Object, litellm: &Object) -> Router
         .or_else(|| w.seconds(litellm, "request_timeout", L))
         .unwrap_or(DEFAULT_TIMEOUT);
     for (section, path) in [(map, R), (litellm, L)] {
-        for key in ["fallbacks", "context_window_fallbacks", "content_policy_fallbacks"] {
-            if let Some(items) = w.list(section.get(key), &child(path, key)) {
-                if !items.is_empty() {
-                    w.warn(&child(path, key), NOT_YET);
-                }
+        for key in [
+            "fallbacks",
+            "context_window_fallbacks",
+            "content_policy_fallbacks",
+        ] {
+            if let Some(items) = w.list(section.get(key), &child(path, key))
+                && !items.is_empty()
+            {
+                w.warn(&child(path, key), NOT_YET);
             }
         }
     }
-    w.not_enforced(map, R, &["num_retries", "allowed_fails", "cooldown_time"], NOT_YET);
+    w.not_enforced(
+        map,
+        R,
+        &["num_retries", "allowed_fails", "cooldown_time"],
+        NOT_YET,
+    );
     w.not_enforced(litellm, L, &["num_retries"], NOT_YET);
     w.not_enforced(
         map,
@@ -186,7 +198,9 @@ fn router_settings(w: &mut Walker<'_>, map: &Object, litellm: &Object) -> Router
             .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
         allowed_fails: w
             .count(map, "allowed_fails", R)
-            .map_or(DEFAULT_ALLOWED_FAILS, |n| u32::try_from(n).unwrap_or(u32::MAX)),
+            .map_or(DEFAULT_ALLOWED_FAILS, |n| {
+                u32::try_from(n).unwrap_or(u32::MAX)
+            }),
         cooldown_time: w
             .seconds(map, "cooldown_time", R)
             .unwrap_or(DEFAULT_COOLDOWN),

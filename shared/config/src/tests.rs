@@ -3,7 +3,11 @@ use std::time::Duration;
 use super::*;
 
 fn load(yaml: &str) -> Result<Loaded, ConfigError> {
-    load_str(yaml, "test.yaml", &MapEnv::new([("OPENAI_KEY", "sk-from-env-123")]))
+    load_str(
+        yaml,
+        "test.yaml",
+        &MapEnv::new([("OPENAI_KEY", "sk-from-env-123")]),
+    )
 }
 
 #[test]
@@ -40,20 +44,36 @@ general_settings: { master_key: sk-admin-1234 }
     assert_eq!(d.provider.name(), "openai");
     assert_eq!(d.upstream_model, "gpt-4o");
     assert_eq!(d.api_base, "https://api.openai.com/v1");
-    assert_eq!(d.api_key.as_ref().unwrap().expose_secret(), "sk-from-env-123");
+    assert_eq!(
+        d.api_key.as_ref().unwrap().expose_secret(),
+        "sk-from-env-123"
+    );
     assert_eq!(d.timeout, Duration::from_secs(30));
     assert_eq!(d.stream_timeout, Duration::from_secs(5));
     assert_eq!(d.max_retries, 2);
     assert_eq!(d.rpm, Some(600));
-    assert_eq!(d.input_cost_per_token.unwrap().nano_usd_per_mtok, 2_500_000_000);
+    assert_eq!(
+        d.input_cost_per_token.unwrap().nano_usd_per_mtok,
+        2_500_000_000
+    );
     assert_eq!(d.info.access_groups, vec!["beta"]);
     let vllm = &c.deployments[1];
     assert_eq!(vllm.id, "1");
     assert_eq!(vllm.api_base, "http://10.0.0.1:8000/v1");
-    assert_eq!(vllm.timeout, Duration::from_secs(45), "router timeout is the default");
+    assert_eq!(
+        vllm.timeout,
+        Duration::from_secs(45),
+        "router timeout is the default"
+    );
     assert_eq!(c.deployments[2].provider, Provider::Mock);
-    assert_eq!(c.deployments[2].mock_response.as_deref(), Some("hello there"));
-    assert_eq!(c.general.master_key.as_ref().unwrap().expose_secret(), "sk-admin-1234");
+    assert_eq!(
+        c.deployments[2].mock_response.as_deref(),
+        Some("hello there")
+    );
+    assert_eq!(
+        c.general.master_key.as_ref().unwrap().expose_secret(),
+        "sk-admin-1234"
+    );
     assert_eq!(c.general.max_request_bytes, 16 * 1024 * 1024);
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
 }
@@ -80,9 +100,16 @@ guardrails: []
         "general_settings.alerting",
         "guardrails",
     ] {
-        assert_eq!(paths.iter().filter(|p| **p == expected).count(), 1, "{expected}: {paths:?}");
+        assert_eq!(
+            paths.iter().filter(|p| **p == expected).count(),
+            1,
+            "{expected}: {paths:?}"
+        );
     }
-    assert!(!paths.contains(&"litellm_settings.callbacks"), "callbacks are accepted: {paths:?}");
+    assert!(
+        !paths.contains(&"litellm_settings.callbacks"),
+        "callbacks are accepted: {paths:?}"
+    );
 }
 
 #[test]
@@ -118,7 +145,10 @@ general_settings: { max_request_size_mb: 0 }
         "general_settings.max_request_size_mb: expected a size in MB",
     ];
     for e in expect {
-        assert!(got.iter().any(|g| g.starts_with(e)), "missing `{e}` in {got:#?}");
+        assert!(
+            got.iter().any(|g| g.starts_with(e)),
+            "missing `{e}` in {got:#?}"
+        );
     }
     assert!(!got.iter().any(|g| g.contains("MISSING_VAR=")));
 }
@@ -141,12 +171,21 @@ model_list:
 "#,
     )
     .unwrap();
-    assert_eq!(loaded.config.deployments[0].api_base, "http://127.0.0.1:9/v1");
+    assert_eq!(
+        loaded.config.deployments[0].api_base,
+        "http://127.0.0.1:9/v1"
+    );
 }
 
 #[test]
 fn garbage_yaml_is_a_problem_not_a_panic() {
-    for text in ["model_list: [", "- just\n- a list", "42", "model_list: 7", "\t:\n"] {
+    for text in [
+        "model_list: [",
+        "- just\n- a list",
+        "42",
+        "model_list: 7",
+        "\t:\n",
+    ] {
         let result = load(text);
         assert!(result.is_err(), "{text}");
     }
@@ -163,5 +202,17 @@ model_list:
 "#,
     )
     .unwrap_err();
-    assert!(err.problems[0].message.contains("duplicate deployment id"), "{:?}", err.problems);
+    assert!(
+        err.problems[0].message.contains("duplicate deployment id"),
+        "{:?}",
+        err.problems
+    );
+}
+
+#[test]
+fn short_words_stay_strings() {
+    let loaded =
+        load("model_list:\n  - model_name: n\n    litellm_params: { model: mock/yes }\n").unwrap();
+    assert_eq!(loaded.config.deployments[0].model_name, "n");
+    assert_eq!(loaded.config.deployments[0].upstream_model, "yes");
 }

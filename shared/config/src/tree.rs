@@ -7,9 +7,9 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde_json::{Map, Value};
 
+use crate::Problem;
 use crate::env::Env;
 use crate::price::Price;
-use crate::Problem;
 
 const ENV_PREFIX: &str = "os.environ/";
 
@@ -84,7 +84,11 @@ impl<'a> Walker<'a> {
     }
 
     /// The mapping at `path`; `None` when absent or null (a problem when it is something else).
-    pub(crate) fn object<'v>(&mut self, value: Option<&'v Value>, path: &str) -> Option<&'v Object> {
+    pub(crate) fn object<'v>(
+        &mut self,
+        value: Option<&'v Value>,
+        path: &str,
+    ) -> Option<&'v Object> {
         match value {
             None | Some(Value::Null) => None,
             Some(Value::Object(map)) => Some(map),
@@ -156,8 +160,21 @@ impl<'a> Walker<'a> {
         match map.get(key) {
             None | Some(Value::Null) => None,
             Some(Value::Bool(b)) => Some(*b),
-            Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Some(true),
-            Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Some(false),
+            // PyYAML (which reads LiteLLM's configs) also takes yes/no/on/off as booleans.
+            Some(Value::String(s))
+                if ["true", "yes", "on"]
+                    .iter()
+                    .any(|t| s.eq_ignore_ascii_case(t)) =>
+            {
+                Some(true)
+            }
+            Some(Value::String(s))
+                if ["false", "no", "off"]
+                    .iter()
+                    .any(|t| s.eq_ignore_ascii_case(t)) =>
+            {
+                Some(false)
+            }
             Some(other) => {
                 self.wrong_type(&child(path, key), "true or false", other);
                 None
@@ -184,7 +201,10 @@ impl<'a> Walker<'a> {
     pub(crate) fn count(&mut self, map: &Object, key: &str, path: &str) -> Option<u64> {
         let n = self.number(map, key, path)?;
         if n < 0.0 || n.fract() != 0.0 || n > 1e18 {
-            self.problem(&child(path, key), format!("expected a whole number ≥ 0, found {n}"));
+            self.problem(
+                &child(path, key),
+                format!("expected a whole number ≥ 0, found {n}"),
+            );
             return None;
         }
         Some(n as u64)

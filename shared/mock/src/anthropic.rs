@@ -112,7 +112,10 @@ pub(crate) fn message_json(reply: &Reply<'_>) -> Bytes {
         kind: "message",
         role: "assistant",
         model: reply.model,
-        content: [TextBlock { kind: "text", text: reply.completion.text() }],
+        content: [TextBlock {
+            kind: "text",
+            text: reply.completion.text(),
+        }],
         stop_reason: Some(reply.stop_reason()),
         stop_sequence: None,
         usage: usage(reply, reply.completion_tokens()),
@@ -139,16 +142,31 @@ pub(crate) fn message_frames(reply: &Reply<'_>) -> Vec<Frame> {
         },
     };
     event(&mut out, "message_start", &start, 0);
-    let block = BlockStart { index: 0, content_block: TextBlock { kind: "text", text: "" } };
+    let block = BlockStart {
+        index: 0,
+        content_block: TextBlock {
+            kind: "text",
+            text: "",
+        },
+    };
     event(&mut out, "content_block_start", &block, 0);
     event(&mut out, "ping", &Nothing {}, 0);
     for piece in reply.completion.pieces() {
-        let delta = BlockDelta { index: 0, delta: TextDelta { kind: "text_delta", text: piece } };
+        let delta = BlockDelta {
+            index: 0,
+            delta: TextDelta {
+                kind: "text_delta",
+                text: piece,
+            },
+        };
         event(&mut out, "content_block_delta", &delta, 1);
     }
     event(&mut out, "content_block_stop", &Index { index: 0 }, 0);
     let delta = MessageDelta {
-        delta: StopDelta { stop_reason: reply.stop_reason(), stop_sequence: None },
+        delta: StopDelta {
+            stop_reason: reply.stop_reason(),
+            stop_sequence: None,
+        },
         usage: reply.has_usage().then(|| OutputUsage {
             output_tokens: reply.count(reply.completion_tokens()),
         }),

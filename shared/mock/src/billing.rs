@@ -4,6 +4,7 @@
 //! A response is billed through a [`PendingBill`] whose `Drop` writes the record, so a stream the
 //! consumer abandons is still billed for the tokens it emitted.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
@@ -41,21 +42,42 @@ pub struct BillingRecord {
     pub disconnected: bool,
 }
 
-/// The shared, append-only (until reset) list of records.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Ledger(Arc<Mutex<Vec<BillingRecord>>>);
+/// The shared list of records, oldest first, holding at most `capacity` (the oldest are
+/// discarded beyond it, so week-long benchmarks do not grow without bound).
+#[derive(Clone, Debug)]
+pub(crate) struct Ledger {
+    records: Arc<Mutex<VecDeque<BillingRecord>>>,
+    capacity: usize,
+}
 
 impl Ledger {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            records: Arc::default(),
+            capacity,
+        }
+    }
+
     pub fn push(&self, record: BillingRecord) {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).push(record);
+        let mut records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
+        if records.len() >= self.capacity {
+            records.pop_front();
+        }
+        if self.capacity > 0 {
+            records.push_back(record);
+        }
     }
 
     pub fn snapshot(&self) -> Vec<BillingRecord> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        let records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
+        records.iter().cloned().collect()
     }
 
     pub fn clear(&self) {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        self.records
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
     }
 }
 
@@ -73,7 +95,11 @@ impl PendingBill {
     pub fn new(ledger: Ledger, price: ModelPrice, mut record: BillingRecord) -> Self {
         record.completion_tokens = 0;
         record.disconnected = true;
-        Self { ledger, price, record }
+        Self {
+            ledger,
+            price,
+            record,
+        }
     }
 
     /// Counts completion tokens generated or emitted.
@@ -103,5 +129,59 @@ impl Drop for PendingBill {
             disconnected: r.disconnected,
         };
         self.ledger.push(record);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str) -> BillingRecord {
+        BillingRecord {
+            request_id: id.into(),
+            attempt: 1,
+            key: "k".into(),
+            model: "m".into(),
+            api: Api::ChatCompletions,
+            stream: false,
+            prompt_tokens: 1,
+            completion_tokens: 0,
+            billed_nano_usd: 0,
+            disconnected: false,
+        }
+    }
+
+    #[test]
+    fn ledger_keeps_the_newest_records_up_to_its_capacity() {
+        let ledger = Ledger::new(2);
+        for id in ["a", "b", "c"] {
+            ledger.push(record(id));
+        }
+        let ids: Vec<String> = ledger
+            .snapshot()
+            .into_iter()
+            .map(|r| r.request_id)
+            .collect();
+        assert_eq!(ids, ["b", "c"]);
+        let off = Ledger::new(0);
+        off.push(record("a"));
+        assert!(off.snapshot().is_empty());
+    }
+
+    #[test]
+    fn pending_bill_prices_what_it_counted_when_dropped() {
+        let ledger = Ledger::new(10);
+        let price = ModelPrice {
+            input_price_nano: 5,
+            output_price_nano: 7,
+        };
+        let mut bill = PendingBill::new(ledger.clone(), price, record("r"));
+        bill.add_completion_tokens(3);
+        drop(bill);
+        let billed = ledger.snapshot();
+        assert_eq!(
+            (billed[0].billed_nano_usd, billed[0].disconnected),
+            (5 + 21, true)
+        );
     }
 }

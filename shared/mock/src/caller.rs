@@ -23,8 +23,10 @@ impl<'a> Caller<'a> {
     /// order; a malformed attempt counts as the first.
     pub fn from_headers(headers: &'a HeaderMap) -> Self {
         let text = |name| headers.get(name).and_then(|value| value.to_str().ok());
-        let bearer = text(header::AUTHORIZATION.as_str())
-            .and_then(|auth| auth.strip_prefix("Bearer ").or_else(|| auth.strip_prefix("bearer ")));
+        let bearer = text(header::AUTHORIZATION.as_str()).and_then(|auth| {
+            auth.strip_prefix("Bearer ")
+                .or_else(|| auth.strip_prefix("bearer "))
+        });
         let key = bearer
             .or_else(|| text("api-key"))
             .or_else(|| text("x-api-key"))
@@ -34,7 +36,9 @@ impl<'a> Caller<'a> {
         Self {
             key,
             request_id: text(REQUEST_ID_HEADER).filter(|id| !id.is_empty()),
-            attempt: text(ATTEMPT_HEADER).and_then(|a| a.trim().parse().ok()).unwrap_or(1),
+            attempt: text(ATTEMPT_HEADER)
+                .and_then(|a| a.trim().parse().ok())
+                .unwrap_or(1),
         }
     }
 }
@@ -52,10 +56,20 @@ mod tests {
 
     #[test]
     fn key_comes_from_bearer_then_api_key_then_x_api_key() {
-        let all = headers(&[("authorization", "Bearer sk-1"), ("api-key", "az"), ("x-api-key", "an")]);
+        let all = headers(&[
+            ("authorization", "Bearer sk-1"),
+            ("api-key", "az"),
+            ("x-api-key", "an"),
+        ]);
         assert_eq!(Caller::from_headers(&all).key, "sk-1");
-        assert_eq!(Caller::from_headers(&headers(&[("api-key", "az")])).key, "az");
-        assert_eq!(Caller::from_headers(&headers(&[("x-api-key", "an")])).key, "an");
+        assert_eq!(
+            Caller::from_headers(&headers(&[("api-key", "az")])).key,
+            "az"
+        );
+        assert_eq!(
+            Caller::from_headers(&headers(&[("x-api-key", "an")])).key,
+            "an"
+        );
         assert_eq!(Caller::from_headers(&HeaderMap::new()).key, ANONYMOUS);
     }
 

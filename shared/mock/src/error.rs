@@ -17,7 +17,10 @@ pub(crate) enum MockError {
     #[error("you must provide a `{0}` field")]
     MissingField(&'static str),
     #[error("invalid value for `{field}`: {reason}")]
-    InvalidField { field: &'static str, reason: &'static str },
+    InvalidField {
+        field: &'static str,
+        reason: &'static str,
+    },
     #[error("invalid header `{0}`: expected a non-negative integer")]
     InvalidHeader(&'static str),
     #[error(transparent)]
@@ -26,7 +29,9 @@ pub(crate) enum MockError {
     InvalidApiKey,
     #[error("The model `{0}` does not exist or you do not have access to it.")]
     ModelNotFound(String),
-    #[error("Rate limit reached for requests (mock fault). Please try again in {retry_after_secs}s.")]
+    #[error(
+        "Rate limit reached for requests (mock fault). Please try again in {retry_after_secs}s."
+    )]
     RateLimited { retry_after_secs: u64 },
     #[error("The server had an error while processing your request (mock fault).")]
     ServerError,
@@ -124,7 +129,10 @@ impl MockError {
         let body = match api {
             Api::AnthropicMessages => serde_json::to_vec(&AnthropicError {
                 kind: "error",
-                error: AnthropicErrorBody { kind: code.anthropic_type(), message: &message },
+                error: AnthropicErrorBody {
+                    kind: code.anthropic_type(),
+                    message: &message,
+                },
             }),
             Api::ChatCompletions | Api::Completions | Api::Embeddings | Api::Models => {
                 serde_json::to_vec(&OpenAiError {
@@ -138,7 +146,10 @@ impl MockError {
             }
         };
         let mut headers = HeaderMap::new();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         if let MockError::RateLimited { retry_after_secs } = self {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             let millis = retry_after_secs.saturating_mul(1000);

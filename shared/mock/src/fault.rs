@@ -9,8 +9,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
 
 use crate::error::MockError;
 use crate::settings::FaultRule;
@@ -72,7 +72,9 @@ impl fmt::Display for FaultKind {
 
 /// The error of parsing an unknown fault kind; its message lists the known ones.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown mock fault kind `{0}`; known kinds: 429, 500, 503, 404, timeout, disconnect, no-usage, fractional-usage")]
+#[error(
+    "unknown mock fault kind `{0}`; known kinds: 429, 500, 503, 404, timeout, disconnect, no-usage, fractional-usage"
+)]
 pub struct UnknownFault(pub String);
 
 impl FromStr for FaultKind {
@@ -192,7 +194,10 @@ pub(crate) struct FaultRules {
 
 impl FaultRules {
     pub fn new(rules: &[FaultRule]) -> Self {
-        let rules = rules.iter().map(|rule| (rule.clone(), AtomicU64::new(0))).collect();
+        let rules = rules
+            .iter()
+            .map(|rule| (rule.clone(), AtomicU64::new(0)))
+            .collect();
         Self { rules }
     }
 
@@ -246,8 +251,16 @@ mod tests {
     #[test]
     fn rules_match_model_and_honour_times() {
         let rules = FaultRules::new(&[
-            FaultRule { model: Some("a".into()), kind: FaultKind::RateLimit, times: Some(1) },
-            FaultRule { model: None, kind: FaultKind::NoUsage, times: None },
+            FaultRule {
+                model: Some("a".into()),
+                kind: FaultKind::RateLimit,
+                times: Some(1),
+            },
+            FaultRule {
+                model: None,
+                kind: FaultKind::NoUsage,
+                times: None,
+            },
         ]);
         let mut first = Faults::default();
         rules.apply("a", &mut first);

@@ -8,10 +8,38 @@ use std::hash::{DefaultHasher, Hasher};
 
 /// The words completions are made of; each is one token.
 const WORDS: [&str; 32] = [
-    "the", "gateway", "routes", "every", "request", "to", "a", "provider", "and", "counts",
-    "tokens", "budget", "model", "stream", "answer", "quick", "brown", "fox", "jumps", "over",
-    "lazy", "dog", "mock", "reply", "with", "deterministic", "text", "for", "tests", "only",
-    "fast", "cheap",
+    "the",
+    "gateway",
+    "routes",
+    "every",
+    "request",
+    "to",
+    "a",
+    "provider",
+    "and",
+    "counts",
+    "tokens",
+    "budget",
+    "model",
+    "stream",
+    "answer",
+    "quick",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "lazy",
+    "dog",
+    "mock",
+    "reply",
+    "with",
+    "deterministic",
+    "text",
+    "for",
+    "tests",
+    "only",
+    "fast",
+    "cheap",
 ];
 
 /// Accumulates the content of a request into the seed of everything generated from it.
@@ -73,7 +101,11 @@ impl Completion {
             let pick = splitmix(&mut state) % WORDS.len() as u64;
             text.push_str(WORDS[usize::try_from(pick).unwrap_or(0)]);
         }
-        Self { text, tokens, finish }
+        Self {
+            text,
+            tokens,
+            finish,
+        }
     }
 
     /// Exactly `script` when it fits in `max_tokens`, else its first `max_tokens` words.
@@ -89,7 +121,11 @@ impl Completion {
                 .sum();
             script.get(..end).unwrap_or_default().trim_end().to_owned()
         };
-        Self { text, tokens, finish }
+        Self {
+            text,
+            tokens,
+            finish,
+        }
     }
 
     pub fn text(&self) -> &str {
@@ -172,7 +208,11 @@ pub(crate) fn base64_f32(vector: &[f32]) -> String {
     let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -226,9 +266,15 @@ mod tests {
         let script = "  Hello,  world\nand more ";
         let whole = Completion::scripted(script, None);
         assert_eq!((whole.text(), whole.tokens()), (script, 4));
-        assert_eq!(whole.pieces().collect::<Vec<_>>(), ["  Hello,  ", "world\n", "and ", "more "]);
+        assert_eq!(
+            whole.pieces().collect::<Vec<_>>(),
+            ["  Hello,  ", "world\n", "and ", "more "]
+        );
         let cut = Completion::scripted(script, Some(2));
-        assert_eq!((cut.text(), cut.tokens(), cut.finish()), ("  Hello,  world", 2, Finish::Length));
+        assert_eq!(
+            (cut.text(), cut.tokens(), cut.finish()),
+            ("  Hello,  world", 2, Finish::Length)
+        );
     }
 
     #[test]

@@ -55,11 +55,15 @@ impl Knobs {
         let faults = match headers.get(FAULT_HEADER) {
             None => Faults::default(),
             Some(value) => Faults::from_header(
-                value.to_str().map_err(|_| MockError::InvalidHeader(FAULT_HEADER))?,
+                value
+                    .to_str()
+                    .map_err(|_| MockError::InvalidHeader(FAULT_HEADER))?,
             )?,
         };
         let millis = |header, default| -> Result<Duration, MockError> {
-            Ok(Duration::from_millis(number(headers, header)?.unwrap_or(default)))
+            Ok(Duration::from_millis(
+                number(headers, header)?.unwrap_or(default),
+            ))
         };
         Ok(Self {
             completion_tokens,

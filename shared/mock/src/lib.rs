@@ -51,11 +51,15 @@ pub use billing::BillingRecord;
 pub use caller::{ANONYMOUS, ATTEMPT_HEADER, REQUEST_ID_HEADER};
 pub use fault::{FaultKind, UnknownFault};
 pub use knobs::{
-    COMPLETION_TOKENS_HEADER, DISCONNECT_AFTER_HEADER, FAULT_HEADER, LATENCY_HEADER,
+    COMPLETION_TOKENS_HEADER, DEFAULT_DISCONNECT_AFTER, DEFAULT_RETRY_AFTER_SECS,
+    DISCONNECT_AFTER_HEADER, FAULT_HEADER, LATENCY_HEADER, MAX_COMPLETION_TOKENS,
     RETRY_AFTER_HEADER, TOKENS_PER_SECOND_HEADER, TTFT_HEADER,
 };
-pub use request::TOKENS_PER_MESSAGE;
-pub use settings::{FaultRule, MockSettings, ModelPrice};
+pub use request::{DEFAULT_DIMENSIONS, MAX_DIMENSIONS, TOKENS_PER_MESSAGE};
+pub use settings::{
+    DEFAULT_COMPLETION_TOKENS, DEFAULT_INPUT_PRICE_NANO, DEFAULT_MAX_BILLING_RECORDS,
+    DEFAULT_MODELS, DEFAULT_OUTPUT_PRICE_NANO, FaultRule, MockSettings, ModelPrice,
+};
 pub use stats::KeyStats;
 
 use billing::{Ledger, PendingBill};
@@ -158,7 +162,9 @@ struct Inner {
 
 impl fmt::Debug for Mock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Mock").field("settings", &self.inner.settings).finish_non_exhaustive()
+        f.debug_struct("Mock")
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
     }
 }
 
@@ -170,17 +176,29 @@ enum TextApi {
     Anthropic,
 }
 
+impl TextApi {
+    fn api(self) -> Api {
+        match self {
+            TextApi::Chat => Api::ChatCompletions,
+            TextApi::Completions => Api::Completions,
+            TextApi::Anthropic => Api::AnthropicMessages,
+        }
+    }
+}
+
 impl Mock {
     /// A mock with `settings`, an empty billing log and no stats.
     pub fn new(settings: MockSettings) -> Self {
         let inner = Inner {
             rules: FaultRules::new(&settings.faults),
+            ledger: Ledger::new(settings.max_billing_records),
             settings,
-            ledger: Ledger::default(),
             keys: KeyTable::default(),
             request_seq: AtomicU64::new(0),
         };
-        Self { inner: Arc::new(inner) }
+        Self {
+            inner: Arc::new(inner),
+        }
     }
 
     /// The settings this mock was built with.
@@ -229,7 +247,7 @@ impl Mock {
         }
         let knobs = Knobs::resolve(settings, &request.headers)?;
         let deployment = request.deployment.as_deref();
-        let text_api = match request.api {
+        let (api, prompt) = match request.api {
             Api::Models => {
                 self.refuse(&knobs, "").await?;
                 return Ok(json(openai::models_json(&settings.models)));
@@ -237,11 +255,23 @@ impl Mock {
             Api::Embeddings => return self.embeddings(request, caller, knobs).await,
             Api::ChatCompletions => (TextApi::Chat, request::chat(&request.body, deployment)?),
             Api::Completions => {
-                (TextApi::Completions, request::completion(&request.body, deployment)?)
+                let prompt = request::completion(&request.body, deployment)?;
+                (TextApi::Completions, prompt)
             }
             Api::AnthropicMessages => (TextApi::Anthropic, request::anthropic(&request.body)?),
         };
-        let (text_api, prompt) = text_api;
+        self.text(api, prompt, caller, knobs, in_flight).await
+    }
+
+    /// Chat, completion or Anthropic answers: faults, generation, then a streamed or whole body.
+    async fn text(
+        &self,
+        api: TextApi,
+        prompt: TextPrompt,
+        caller: Caller<'_>,
+        knobs: Knobs,
+        in_flight: InFlight,
+    ) -> Result<MockResponse, MockError> {
         let faults = self.refuse(&knobs, &prompt.model).await?;
         let completion = match &prompt.script {
             Some(script) => Completion::scripted(script, prompt.max_tokens),
@@ -255,16 +285,24 @@ impl Mock {
             usage: faults.usage(),
         };
         let bill = self.pending_bill(
-            request.api,
+            api.api(),
             &caller,
             &prompt.model,
             prompt.stream,
             prompt.prompt_tokens,
         );
         if prompt.stream {
-            Ok(stream_answer(text_api, &reply, &prompt, &knobs, faults, bill, in_flight))
+            let frames = match api {
+                TextApi::Chat => openai::chat_frames(&reply, prompt.include_usage),
+                TextApi::Completions => openai::completion_frames(&reply, prompt.include_usage),
+                TextApi::Anthropic => anthropic::message_frames(&reply),
+            };
+            Ok(stream_answer(frames, &knobs, faults, bill, in_flight))
         } else {
-            self.full_answer(text_api, &reply, &knobs, faults, bill).await
+            // `in_flight` lives until the answer is ready, latency included.
+            let answer = self.full_answer(api, &reply, &knobs, faults, bill).await;
+            drop(in_flight);
+            answer
         }
     }
 
@@ -275,9 +313,9 @@ impl Mock {
         self.inner.rules.apply(model, &mut faults);
         match faults.refusal {
             None => Ok(faults),
-            Some(Refusal::RateLimit) => {
-                Err(MockError::RateLimited { retry_after_secs: knobs.retry_after_secs })
-            }
+            Some(Refusal::RateLimit) => Err(MockError::RateLimited {
+                retry_after_secs: knobs.retry_after_secs,
+            }),
             Some(Refusal::ServerError) => Err(MockError::ServerError),
             Some(Refusal::Unavailable) => Err(MockError::Unavailable),
             Some(Refusal::ModelNotFound) => Err(MockError::ModelNotFound(model.to_owned())),
@@ -299,7 +337,10 @@ impl Mock {
     ) -> PendingBill {
         let request_id = match caller.request_id {
             Some(id) => id.to_owned(),
-            None => format!("mock-{}", self.inner.request_seq.fetch_add(1, Ordering::Relaxed) + 1),
+            None => format!(
+                "mock-{}",
+                self.inner.request_seq.fetch_add(1, Ordering::Relaxed) + 1
+            ),
         };
         let record = BillingRecord {
             request_id,
@@ -351,8 +392,13 @@ impl Mock {
     ) -> Result<MockResponse, MockError> {
         let prompt = request::embeddings(&request.body, request.deployment.as_deref())?;
         let faults = self.refuse(&knobs, &prompt.model).await?;
-        let mut bill =
-            self.pending_bill(Api::Embeddings, &caller, &prompt.model, false, prompt.prompt_tokens);
+        let mut bill = self.pending_bill(
+            Api::Embeddings,
+            &caller,
+            &prompt.model,
+            false,
+            prompt.prompt_tokens,
+        );
         if !knobs.latency.is_zero() {
             tokio::time::sleep(knobs.latency).await;
         }
@@ -366,23 +412,19 @@ impl Mock {
 
 /// A streamed answer: headers now, frames paced by the knobs.
 fn stream_answer(
-    api: TextApi,
-    reply: &Reply<'_>,
-    prompt: &TextPrompt,
+    frames: Vec<stream::Frame>,
     knobs: &Knobs,
     faults: Faults,
     bill: PendingBill,
     in_flight: InFlight,
 ) -> MockResponse {
-    let frames = match api {
-        TextApi::Chat => openai::chat_frames(reply, prompt.include_usage),
-        TextApi::Completions => openai::completion_frames(reply, prompt.include_usage),
-        TextApi::Anthropic => anthropic::message_frames(reply),
-    };
     let disconnect_after = faults.disconnect.then_some(knobs.disconnect_after);
     let pacing = Pacing::new(knobs.ttft, knobs.tokens_per_second, disconnect_after);
     let mut headers = HeaderMap::new();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     MockResponse {
         status: StatusCode::OK,
@@ -393,10 +435,20 @@ fn stream_answer(
 
 fn json(body: Bytes) -> MockResponse {
     let mut headers = HeaderMap::new();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    MockResponse { status: StatusCode::OK, headers, body: MockBody::Full(body) }
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    MockResponse {
+        status: StatusCode::OK,
+        headers,
+        body: MockBody::Full(body),
+    }
 }
 
 fn aborted() -> MockResponse {
-    MockResponse { body: MockBody::Stream(stream::aborted()), ..json(Bytes::new()) }
+    MockResponse {
+        body: MockBody::Stream(stream::aborted()),
+        ..json(Bytes::new())
+    }
 }

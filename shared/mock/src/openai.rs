@@ -124,7 +124,11 @@ impl<'a> ChunkHead<'a> {
             created: CREATED,
             model: self.reply.model,
             choices: Choices(choice),
-            usage: if self.include_usage { ChunkUsage::Null } else { ChunkUsage::Absent },
+            usage: if self.include_usage {
+                ChunkUsage::Null
+            } else {
+                ChunkUsage::Absent
+            },
         }
     }
 }
@@ -148,7 +152,10 @@ pub(crate) fn chat_json(reply: &Reply<'_>) -> Bytes {
     let id = format!("chatcmpl-{:016x}", reply.seed);
     let choice = ChatChoice {
         index: 0,
-        message: Message { role: "assistant", content: reply.completion.text() },
+        message: Message {
+            role: "assistant",
+            content: reply.completion.text(),
+        },
         logprobs: (),
         finish_reason: reply.finish_reason(),
     };
@@ -170,20 +177,40 @@ pub(crate) fn chat_frames(reply: &Reply<'_>, include_usage: bool) -> Vec<Frame> 
     let include_usage = include_usage && reply.has_usage();
     let tokens = usize::try_from(reply.completion_tokens()).unwrap_or(0);
     let mut out = FrameWriter::with_capacity(tokens + 4);
-    let head = ChunkHead { id: &id, object: "chat.completion.chunk", reply, include_usage };
+    let head = ChunkHead {
+        id: &id,
+        object: "chat.completion.chunk",
+        reply,
+        include_usage,
+    };
     let delta = |role, content, finish_reason| ChatDelta {
         index: 0,
         delta: Delta { role, content },
         logprobs: (),
         finish_reason,
     };
-    out.event(None, &head.chunk(Some(delta(Some("assistant"), Some(""), None))), 0);
+    out.event(
+        None,
+        &head.chunk(Some(delta(Some("assistant"), Some(""), None))),
+        0,
+    );
     for piece in reply.completion.pieces() {
         out.event(None, &head.chunk(Some(delta(None, Some(piece), None))), 1);
     }
-    out.event(None, &head.chunk(Some(delta(None, None, Some(reply.finish_reason())))), 0);
+    out.event(
+        None,
+        &head.chunk(Some(delta(None, None, Some(reply.finish_reason())))),
+        0,
+    );
     if let Some(totals) = usage(reply).filter(|_| include_usage) {
-        out.event(None, &Chunk { usage: ChunkUsage::Totals(totals), ..head.chunk(None::<ChatDelta<'_>>) }, 0);
+        out.event(
+            None,
+            &Chunk {
+                usage: ChunkUsage::Totals(totals),
+                ..head.chunk(None::<ChatDelta<'_>>)
+            },
+            0,
+        );
     }
     out.done();
     out.finish()
@@ -215,14 +242,35 @@ pub(crate) fn completion_frames(reply: &Reply<'_>, include_usage: bool) -> Vec<F
     let include_usage = include_usage && reply.has_usage();
     let tokens = usize::try_from(reply.completion_tokens()).unwrap_or(0);
     let mut out = FrameWriter::with_capacity(tokens + 3);
-    let head = ChunkHead { id: &id, object: "text_completion", reply, include_usage };
-    let choice = |text, finish_reason| TextChoice { text, index: 0, logprobs: (), finish_reason };
+    let head = ChunkHead {
+        id: &id,
+        object: "text_completion",
+        reply,
+        include_usage,
+    };
+    let choice = |text, finish_reason| TextChoice {
+        text,
+        index: 0,
+        logprobs: (),
+        finish_reason,
+    };
     for piece in reply.completion.pieces() {
         out.event(None, &head.chunk(Some(choice(piece, None))), 1);
     }
-    out.event(None, &head.chunk(Some(choice("", Some(reply.finish_reason())))), 0);
+    out.event(
+        None,
+        &head.chunk(Some(choice("", Some(reply.finish_reason())))),
+        0,
+    );
     if let Some(totals) = usage(reply).filter(|_| include_usage) {
-        out.event(None, &Chunk { usage: ChunkUsage::Totals(totals), ..head.chunk(None::<TextChoice<'_>>) }, 0);
+        out.event(
+            None,
+            &Chunk {
+                usage: ChunkUsage::Totals(totals),
+                ..head.chunk(None::<TextChoice<'_>>)
+            },
+            0,
+        );
     }
     out.done();
     out.finish()
@@ -270,14 +318,23 @@ pub(crate) fn embeddings_json(prompt: &EmbeddingPrompt, mode: UsageMode) -> Byte
             } else {
                 Vector::Floats(vector)
             };
-            EmbeddingItem { object: "embedding", index, embedding }
+            EmbeddingItem {
+                object: "embedding",
+                index,
+                embedding,
+            }
         })
         .collect();
     let usage = (mode != UsageMode::Omitted).then(|| EmbeddingUsage {
         prompt_tokens: Count::new(prompt.prompt_tokens, mode),
         total_tokens: Count::new(prompt.prompt_tokens, mode),
     });
-    to_bytes(&EmbeddingList { object: "list", data, model: &prompt.model, usage })
+    to_bytes(&EmbeddingList {
+        object: "list",
+        data,
+        model: &prompt.model,
+        usage,
+    })
 }
 
 #[derive(Serialize)]
@@ -298,7 +355,15 @@ struct ModelEntry<'a> {
 pub(crate) fn models_json(models: &[String]) -> Bytes {
     let data = models
         .iter()
-        .map(|id| ModelEntry { id, object: "model", created: 0, owned_by: "tollgate-mock" })
+        .map(|id| ModelEntry {
+            id,
+            object: "model",
+            created: 0,
+            owned_by: "tollgate-mock",
+        })
         .collect();
-    to_bytes(&ModelList { object: "list", data })
+    to_bytes(&ModelList {
+        object: "list",
+        data,
+    })
 }

@@ -66,14 +66,21 @@ pub(crate) struct Count {
 
 impl Count {
     pub fn new(n: u64, usage: UsageMode) -> Self {
-        Self { n, fractional: usage == UsageMode::Fractional }
+        Self {
+            n,
+            fractional: usage == UsageMode::Fractional,
+        }
     }
 }
 
 impl Serialize for Count {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         if self.fractional {
-            let value = if self.n == 0 { 0.0 } else { self.n as f64 - 0.5 };
+            let value = if self.n == 0 {
+                0.0
+            } else {
+                self.n as f64 - 0.5
+            };
             serializer.serialize_f64(value)
         } else {
             serializer.serialize_u64(self.n)

@@ -143,13 +143,19 @@ impl Input<'_> {
 fn measure_text(text: &str) -> Measured {
     let mut hash = ContentHash::new();
     hash.text(text);
-    Measured { seed: hash.finish(), tokens: count_words(text) }
+    Measured {
+        seed: hash.finish(),
+        tokens: count_words(text),
+    }
 }
 
 fn measure_tokens(tokens: &[i64]) -> Measured {
     let mut hash = ContentHash::new();
     tokens.iter().for_each(|t| hash.number(*t));
-    Measured { seed: hash.finish(), tokens: tokens.len() as u64 }
+    Measured {
+        seed: hash.finish(),
+        tokens: tokens.len() as u64,
+    }
 }
 
 impl Content<'_> {
@@ -178,8 +184,13 @@ fn measure_messages(system: Option<&Content<'_>>, messages: &[Message<'_>]) -> (
     let mut tokens = system.map_or(0, |system| system.measure(&mut hash));
     for message in messages {
         hash.text(message.role.as_deref().unwrap_or(""));
-        let words = message.content.as_ref().map_or(0, |content| content.measure(&mut hash));
-        tokens = tokens.saturating_add(words).saturating_add(TOKENS_PER_MESSAGE);
+        let words = message
+            .content
+            .as_ref()
+            .map_or(0, |content| content.measure(&mut hash));
+        tokens = tokens
+            .saturating_add(words)
+            .saturating_add(TOKENS_PER_MESSAGE);
     }
     (hash.finish(), tokens)
 }
@@ -200,9 +211,10 @@ fn model(deployment: Option<&str>, model: Option<String>) -> Result<String, Mock
 fn non_empty<T>(items: Option<Vec<T>>, field: &'static str) -> Result<Vec<T>, MockError> {
     match items {
         None => Err(MockError::MissingField(field)),
-        Some(items) if items.is_empty() => {
-            Err(MockError::InvalidField { field, reason: "must not be empty" })
-        }
+        Some(items) if items.is_empty() => Err(MockError::InvalidField {
+            field,
+            reason: "must not be empty",
+        }),
         Some(items) => Ok(items),
     }
 }
@@ -221,7 +233,10 @@ pub(crate) fn chat(body: &[u8], deployment: Option<&str>) -> Result<TextPrompt, 
         prompt_tokens,
         seed,
         stream: body.stream.unwrap_or(false),
-        include_usage: body.stream_options.and_then(|o| o.include_usage).unwrap_or(false),
+        include_usage: body
+            .stream_options
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false),
         max_tokens,
         script: body.mock_response,
     })
@@ -258,7 +273,10 @@ pub(crate) fn completion(body: &[u8], deployment: Option<&str>) -> Result<TextPr
         prompt_tokens,
         seed: hash.finish(),
         stream: body.stream.unwrap_or(false),
-        include_usage: body.stream_options.and_then(|o| o.include_usage).unwrap_or(false),
+        include_usage: body
+            .stream_options
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false),
         max_tokens: body.max_tokens,
         script: body.mock_response,
     })
@@ -274,11 +292,16 @@ pub(crate) fn embeddings(
     let input = body.input.ok_or(MockError::MissingField("input"))?;
     let items = input.items();
     if items.is_empty() {
-        return Err(MockError::InvalidField { field: "input", reason: "must not be empty" });
+        return Err(MockError::InvalidField {
+            field: "input",
+            reason: "must not be empty",
+        });
     }
     let dimensions = match body.dimensions {
         None => DEFAULT_DIMENSIONS,
-        Some(n) if (1..=MAX_DIMENSIONS).contains(&n) => usize::try_from(n).unwrap_or(DEFAULT_DIMENSIONS),
+        Some(n) if (1..=MAX_DIMENSIONS).contains(&n) => {
+            usize::try_from(n).unwrap_or(DEFAULT_DIMENSIONS)
+        }
         Some(_) => {
             return Err(MockError::InvalidField {
                 field: "dimensions",
@@ -298,7 +321,10 @@ pub(crate) fn embeddings(
     };
     Ok(EmbeddingPrompt {
         model: model(deployment, body.model)?,
-        prompt_tokens: items.iter().map(|item| item.tokens).fold(0, u64::saturating_add),
+        prompt_tokens: items
+            .iter()
+            .map(|item| item.tokens)
+            .fold(0, u64::saturating_add),
         seeds: items.iter().map(|item| item.seed).collect(),
         dimensions,
         base64,

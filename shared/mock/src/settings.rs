@@ -15,8 +15,11 @@ pub const DEFAULT_COMPLETION_TOKENS: u64 = 16;
 pub const DEFAULT_INPUT_PRICE_NANO: u64 = 1_000;
 /// Price of one completion token when no per-model price applies.
 pub const DEFAULT_OUTPUT_PRICE_NANO: u64 = 2_000;
+/// Billing records kept by default before the oldest are discarded.
+pub const DEFAULT_MAX_BILLING_RECORDS: usize = 1_000_000;
 /// Model names listed by `GET /v1/models` by default.
-pub const DEFAULT_MODELS: [&str; 4] = ["mock-gpt", "mock-gpt-mini", "mock-claude", "mock-embedding"];
+pub const DEFAULT_MODELS: [&str; 4] =
+    ["mock-gpt", "mock-gpt-mini", "mock-claude", "mock-embedding"];
 
 /// Everything configurable about a [`crate::Mock`].
 ///
@@ -45,6 +48,8 @@ pub struct MockSettings {
     pub output_price_nano: u64,
     /// Per-model prices overriding the two above.
     pub prices: BTreeMap<String, ModelPrice>,
+    /// Billing records kept; beyond it the oldest are discarded (0 keeps none).
+    pub max_billing_records: usize,
 }
 
 impl Default for MockSettings {
@@ -60,6 +65,7 @@ impl Default for MockSettings {
             input_price_nano: DEFAULT_INPUT_PRICE_NANO,
             output_price_nano: DEFAULT_OUTPUT_PRICE_NANO,
             prices: BTreeMap::new(),
+            max_billing_records: DEFAULT_MAX_BILLING_RECORDS,
         }
     }
 }

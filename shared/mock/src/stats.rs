@@ -33,12 +33,18 @@ impl KeyTable {
         stats.in_flight += 1;
         stats.requests += 1;
         stats.peak_in_flight = stats.peak_in_flight.max(stats.in_flight);
-        InFlight { table: self.clone(), key }
+        InFlight {
+            table: self.clone(),
+            key,
+        }
     }
 
     pub fn snapshot(&self) -> BTreeMap<String, KeyStats> {
         let table = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        table.iter().map(|(key, stats)| (key.to_string(), *stats)).collect()
+        table
+            .iter()
+            .map(|(key, stats)| (key.to_string(), *stats))
+            .collect()
     }
 
     /// Forgets history but keeps counting what is still in flight, so guards alive across a
@@ -81,7 +87,14 @@ mod tests {
         let _other = table.enter("j");
         drop(a);
         let k = table.snapshot()["k"];
-        assert_eq!(k, KeyStats { in_flight: 1, peak_in_flight: 2, requests: 2 });
+        assert_eq!(
+            k,
+            KeyStats {
+                in_flight: 1,
+                peak_in_flight: 2,
+                requests: 2
+            }
+        );
         drop(b);
         assert_eq!(table.snapshot()["k"].in_flight, 0);
     }
@@ -93,7 +106,14 @@ mod tests {
         drop(table.enter("gone"));
         table.reset();
         assert_eq!(table.snapshot().len(), 1);
-        assert_eq!(table.snapshot()["k"], KeyStats { in_flight: 1, peak_in_flight: 1, requests: 0 });
+        assert_eq!(
+            table.snapshot()["k"],
+            KeyStats {
+                in_flight: 1,
+                peak_in_flight: 1,
+                requests: 0
+            }
+        );
         drop(live);
         assert_eq!(table.snapshot()["k"].in_flight, 0);
     }

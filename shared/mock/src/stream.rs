@@ -30,7 +30,10 @@ pub(crate) struct FrameWriter {
 
 impl FrameWriter {
     pub fn with_capacity(frames: usize) -> Self {
-        Self { buffer: Vec::with_capacity(frames * 160), ends: Vec::with_capacity(frames) }
+        Self {
+            buffer: Vec::with_capacity(frames * 160),
+            ends: Vec::with_capacity(frames),
+        }
     }
 
     /// `event: <name>\n` (when named) `data: <json>\n\n`, carrying `tokens` completion tokens.
@@ -83,7 +86,11 @@ impl Pacing {
         let per_token = (tokens_per_second > 0)
             .then(|| Duration::from_nanos(1_000_000_000 / tokens_per_second))
             .filter(|per_token| !per_token.is_zero());
-        Self { ttft, per_token, disconnect_after }
+        Self {
+            ttft,
+            per_token,
+            disconnect_after,
+        }
     }
 }
 
@@ -121,14 +128,21 @@ async fn next_frame(mut state: State) -> Option<(Result<Bytes, Disconnect>, Stat
     if state.ended {
         return None;
     }
-    if state.pacing.disconnect_after.is_some_and(|limit| state.sent >= limit) {
+    if state
+        .pacing
+        .disconnect_after
+        .is_some_and(|limit| state.sent >= limit)
+    {
         state.ended = true;
         return Some((Err(Disconnect), state));
     }
     let Some(frame) = state.frames.next() else {
         // Only reached with a disconnect pending: it aborts after the last frame instead.
         state.ended = true;
-        return state.pacing.disconnect_after.map(|_| (Err(Disconnect), state));
+        return state
+            .pacing
+            .disconnect_after
+            .map(|_| (Err(Disconnect), state));
     };
     if state.sent == 0 && !state.pacing.ttft.is_zero() {
         tokio::time::sleep(state.pacing.ttft).await;

@@ -32,7 +32,14 @@ impl ProviderError {
         } else if e.is_body() || e.is_decode() {
             Self::Disconnected
         } else {
-            Self::Transport(if e.is_request() { "request error" } else { "protocol error" }.into())
+            Self::Transport(
+                if e.is_request() {
+                    "request error"
+                } else {
+                    "protocol error"
+                }
+                .into(),
+            )
         }
     }
 

@@ -14,7 +14,10 @@ fn valid_chat_request() {
 
 #[test]
 fn max_completion_tokens_wins() {
-    let r = chat(r#"{"model":"m","messages":[{"role":"user"}],"max_tokens":5,"max_completion_tokens":7}"#).unwrap();
+    let r = chat(
+        r#"{"model":"m","messages":[{"role":"user"}],"max_tokens":5,"max_completion_tokens":7}"#,
+    )
+    .unwrap();
     assert_eq!(r.max_tokens, Some(7));
 }
 
@@ -26,19 +29,71 @@ fn each_bad_input_names_its_problem() {
         ("{", None, "not valid JSON"),
         ("[1,2]", None, "must be a JSON object"),
         (r#"{"messages":[]}"#, Some("model"), "`model` is required"),
-        (r#"{"model":5,"messages":[]}"#, Some("model"), "must be a string"),
-        (r#"{"model":" ","messages":[{"role":"user"}]}"#, Some("model"), "must not be empty"),
-        (r#"{"model":"m"}"#, Some("messages"), "`messages` is required"),
-        (r#"{"model":"m","messages":"hi"}"#, Some("messages"), "array of objects"),
-        (r#"{"model":"m","messages":[{"content":"x"}]}"#, Some("messages"), "array of objects"),
-        (r#"{"model":"m","messages":[]}"#, Some("messages"), "at least one"),
-        (r#"{"model":"m","messages":[{"role":"user"}],"stream":"yes"}"#, Some("stream"), "boolean"),
-        (r#"{"model":"m","messages":[{"role":"user"}],"max_tokens":-1}"#, Some("max_tokens"), "non-negative"),
-        (r#"{"model":"m","messages":[{"role":"user"}],"max_tokens":"10"}"#, Some("max_tokens"), "non-negative"),
-        (r#"{"model":"m","messages":[{"role":"user"}],"n":0}"#, Some("n"), "at least 1"),
-        (r#"{"model":"m","messages":[{"role":"user"}],"tools":{}}"#, Some("tools"), "an array"),
-        (r#"{"model":"m","messages":[{"role":"user"}],"tool_choice":3}"#, Some("tool_choice"), "string or an object"),
-        (r#"{"model":"m","messages":[{"role":"user"}],"stream_options":true}"#, Some("stream_options"), "an object"),
+        (
+            r#"{"model":5,"messages":[]}"#,
+            Some("model"),
+            "must be a string",
+        ),
+        (
+            r#"{"model":" ","messages":[{"role":"user"}]}"#,
+            Some("model"),
+            "must not be empty",
+        ),
+        (
+            r#"{"model":"m"}"#,
+            Some("messages"),
+            "`messages` is required",
+        ),
+        (
+            r#"{"model":"m","messages":"hi"}"#,
+            Some("messages"),
+            "array of objects",
+        ),
+        (
+            r#"{"model":"m","messages":[{"content":"x"}]}"#,
+            Some("messages"),
+            "array of objects",
+        ),
+        (
+            r#"{"model":"m","messages":[]}"#,
+            Some("messages"),
+            "at least one",
+        ),
+        (
+            r#"{"model":"m","messages":[{"role":"user"}],"stream":"yes"}"#,
+            Some("stream"),
+            "boolean",
+        ),
+        (
+            r#"{"model":"m","messages":[{"role":"user"}],"max_tokens":-1}"#,
+            Some("max_tokens"),
+            "non-negative",
+        ),
+        (
+            r#"{"model":"m","messages":[{"role":"user"}],"max_tokens":"10"}"#,
+            Some("max_tokens"),
+            "non-negative",
+        ),
+        (
+            r#"{"model":"m","messages":[{"role":"user"}],"n":0}"#,
+            Some("n"),
+            "at least 1",
+        ),
+        (
+            r#"{"model":"m","messages":[{"role":"user"}],"tools":{}}"#,
+            Some("tools"),
+            "an array",
+        ),
+        (
+            r#"{"model":"m","messages":[{"role":"user"}],"tool_choice":3}"#,
+            Some("tool_choice"),
+            "string or an object",
+        ),
+        (
+            r#"{"model":"m","messages":[{"role":"user"}],"stream_options":true}"#,
+            Some("stream_options"),
+            "an object",
+        ),
     ];
     for (body, param, needle) in cases {
         let err = chat(body).expect_err(body);
@@ -63,10 +118,19 @@ fn embeddings_and_completions_inputs() {
     assert!(LlmRequest::parse(Endpoint::Embeddings, br#"{"model":"e","input":[[1,2]]}"#).is_ok());
     let err = LlmRequest::parse(Endpoint::Embeddings, br#"{"model":"e","input":3}"#).unwrap_err();
     assert_eq!(err.param.as_deref(), Some("input"));
-    let err = LlmRequest::parse(Endpoint::Embeddings, br#"{"model":"e","input":"x","stream":true}"#)
-        .unwrap_err();
+    let err = LlmRequest::parse(
+        Endpoint::Embeddings,
+        br#"{"model":"e","input":"x","stream":true}"#,
+    )
+    .unwrap_err();
     assert_eq!(err.param.as_deref(), Some("stream"));
-    assert!(LlmRequest::parse(Endpoint::Completions, br#"{"model":"c","prompt":["a","b"]}"#).is_ok());
+    assert!(
+        LlmRequest::parse(
+            Endpoint::Completions,
+            br#"{"model":"c","prompt":["a","b"]}"#
+        )
+        .is_ok()
+    );
     let err = LlmRequest::parse(Endpoint::Completions, br#"{"model":"c"}"#).unwrap_err();
     assert_eq!(err.param.as_deref(), Some("prompt"));
 }
@@ -86,7 +150,10 @@ fn upstream_body_rewrites_model_and_forces_usage() {
 fn non_stream_body_is_untouched_but_model() {
     let r = chat(r#"{"messages":[{"role":"user"}],"model":"a","stream":false}"#).unwrap();
     let out = r.upstream_body("b", &[("mock_response", "\"hello\"".into())]);
-    assert_eq!(out, br#"{"messages":[{"role":"user"}],"model":"b","stream":false,"mock_response":"hello"}"#);
+    assert_eq!(
+        out,
+        br#"{"messages":[{"role":"user"}],"model":"b","stream":false,"mock_response":"hello"}"#
+    );
 }
 
 #[test]

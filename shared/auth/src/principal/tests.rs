@@ -35,7 +35,10 @@ fn headers(cred: Cred) -> HeaderMap {
     match cred {
         Cred::None => {}
         Cred::Wrong => {
-            h.insert("authorization", HeaderValue::from_static("Bearer sk-wrong-0123456789"));
+            h.insert(
+                "authorization",
+                HeaderValue::from_static("Bearer sk-wrong-0123456789"),
+            );
         }
         Cred::Malformed => {
             h.insert("authorization", HeaderValue::from_static("Token abc"));
@@ -80,7 +83,13 @@ fn every_route_times_every_credential() {
                     e.status.as_u16()
                 }
             };
-            assert_eq!(got, expected(route.access, cred), "{} {} with {cred:?}", route.method, route.path);
+            assert_eq!(
+                got,
+                expected(route.access, cred),
+                "{} {} with {cred:?}",
+                route.method,
+                route.path
+            );
             checked += 1;
         }
     }
@@ -110,21 +119,34 @@ fn admin_routes_refuse_internal_users_with_a_clear_403() {
         id: RouteId::Health,
         access: Access::Admin,
     };
-    let user = Caller::Authenticated(Principal::VirtualKey { role: Role::InternalUser });
+    let user = Caller::Authenticated(Principal::VirtualKey {
+        role: Role::InternalUser,
+    });
     let err = authorize(&route, &user).unwrap_err();
     assert_eq!(err.status.as_u16(), 403);
     assert!(err.message.contains("proxy_admin"), "{}", err.message);
-    let admin = Caller::Authenticated(Principal::VirtualKey { role: Role::ProxyAdmin });
+    let admin = Caller::Authenticated(Principal::VirtualKey {
+        role: Role::ProxyAdmin,
+    });
     assert!(authorize(&route, &admin).is_ok());
     assert!(authorize(&route, &Caller::Authenticated(Principal::MasterKey)).is_ok());
-    assert_eq!(authorize(&route, &Caller::Anonymous).unwrap_err().status.as_u16(), 401);
+    assert_eq!(
+        authorize(&route, &Caller::Anonymous)
+            .unwrap_err()
+            .status
+            .as_u16(),
+        401
+    );
 }
 
 #[test]
 fn without_a_master_key_auth_is_off() {
     let auth = Authenticator::new(None);
     assert!(!auth.enabled());
-    assert_eq!(auth.authenticate(&headers(Cred::None)), Caller::Authenticated(Principal::AuthDisabled));
+    assert_eq!(
+        auth.authenticate(&headers(Cred::None)),
+        Caller::Authenticated(Principal::AuthDisabled)
+    );
 }
 
 #[test]

@@ -7,8 +7,13 @@ use http::HeaderMap;
 use super::read;
 use crate::{Api, Mock, MockRequest, MockSettings};
 
-const APIS: [Api; 5] =
-    [Api::ChatCompletions, Api::Completions, Api::Embeddings, Api::Models, Api::AnthropicMessages];
+const APIS: [Api; 5] = [
+    Api::ChatCompletions,
+    Api::Completions,
+    Api::Embeddings,
+    Api::Models,
+    Api::AnthropicMessages,
+];
 
 const GARBAGE: &[&str] = &[
     "",
@@ -50,7 +55,12 @@ const VALID: &[&str] = &[
 ];
 
 async fn answer(mock: &Mock, api: Api, body: Bytes) -> u16 {
-    let request = MockRequest { api, body, headers: HeaderMap::new(), deployment: None };
+    let request = MockRequest {
+        api,
+        body,
+        headers: HeaderMap::new(),
+        deployment: None,
+    };
     let response = mock.handle(request).await;
     let status = response.status.as_u16();
     read(response.body).await;
@@ -65,13 +75,27 @@ async fn garbage_bodies_are_400_never_a_panic() {
             let status = answer(&mock, api, Bytes::from_static(body.as_bytes())).await;
             match api {
                 Api::Models => assert_eq!(status, 200),
-                _ => assert!(status == 400 || status == 200, "{api:?} {body:?} -> {status}"),
+                _ => assert!(
+                    status == 400 || status == 200,
+                    "{api:?} {body:?} -> {status}"
+                ),
             }
         }
     }
     // The clearly invalid ones really are rejected.
-    assert_eq!(answer(&mock, Api::ChatCompletions, Bytes::from_static(b"{")).await, 400);
-    assert_eq!(answer(&mock, Api::Embeddings, Bytes::from_static(b"{\"model\":\"m\",\"input\":[]}")).await, 400);
+    assert_eq!(
+        answer(&mock, Api::ChatCompletions, Bytes::from_static(b"{")).await,
+        400
+    );
+    assert_eq!(
+        answer(
+            &mock,
+            Api::Embeddings,
+            Bytes::from_static(b"{\"model\":\"m\",\"input\":[]}")
+        )
+        .await,
+        400
+    );
 }
 
 /// xorshift64*: a fixed sequence, so a failure reproduces.
@@ -112,8 +136,15 @@ async fn mutated_valid_bodies_never_panic() {
         let api = APIS[(round / VALID.len()) % APIS.len()];
         let body = mutate(valid.as_bytes(), &mut state);
         let status = answer(&mock, api, Bytes::from(body.clone())).await;
-        assert!(status == 200 || status == 400, "{api:?} {:?} -> {status}", String::from_utf8_lossy(&body));
+        assert!(
+            status == 200 || status == 400,
+            "{api:?} {:?} -> {status}",
+            String::from_utf8_lossy(&body)
+        );
         statuses[usize::from(status == 200)] += 1;
     }
-    assert!(statuses[0] > 100 && statuses[1] > 100, "the fuzz exercises both paths: {statuses:?}");
+    assert!(
+        statuses[0] > 100 && statuses[1] > 100,
+        "the fuzz exercises both paths: {statuses:?}"
+    );
 }

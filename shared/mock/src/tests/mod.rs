@@ -78,16 +78,28 @@ pub(crate) async fn read(body: MockBody) -> (Vec<Bytes>, bool) {
 pub(crate) async fn call(mock: &Mock, request: MockRequest) -> Answer {
     let response = mock.handle(request).await;
     let (chunks, disconnected) = read(response.body).await;
-    Answer { status: response.status, headers: response.headers, chunks, disconnected }
+    Answer {
+        status: response.status,
+        headers: response.headers,
+        chunks,
+        disconnected,
+    }
 }
 
 pub(crate) async fn call_default(api: Api, body: &Value, headers: &[(&str, &str)]) -> Answer {
-    call(&Mock::new(MockSettings::default()), request(api, body, headers)).await
+    call(
+        &Mock::new(MockSettings::default()),
+        request(api, body, headers),
+    )
+    .await
 }
 
 pub(crate) fn sse_events(bytes: &[u8]) -> Vec<(Option<String>, String)> {
     let text = std::str::from_utf8(bytes).unwrap();
-    assert!(text.is_empty() || text.ends_with("\n\n"), "SSE must end with a blank line: {text:?}");
+    assert!(
+        text.is_empty() || text.ends_with("\n\n"),
+        "SSE must end with a blank line: {text:?}"
+    );
     text.split("\n\n")
         .filter(|event| !event.is_empty())
         .map(|event| {

@@ -56,7 +56,10 @@ pub fn upstream_error(
     };
     let mut error = ApiError::new(
         code,
-        format!("deployment `{deployment}` returned {}{detail}", status.as_u16()),
+        format!(
+            "deployment `{deployment}` returned {}{detail}",
+            status.as_u16()
+        ),
     )
     .with_status(status);
     error.retry_after = retry_after(headers);
@@ -100,7 +103,12 @@ fn truncate(s: &str) -> String {
 /// When the upstream says a retry may succeed: `retry-after-ms` (most precise), `retry-after`
 /// in seconds, or OpenAI's `x-ratelimit-reset-*` durations (`6m0s`, `20ms`).
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
     if let Some(ms) = header("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
         return Duration::try_from_secs_f64(ms / 1000.0).ok();
     }
@@ -160,42 +168,87 @@ mod tests {
     #[test]
     fn a_429_stays_a_429_with_its_retry_after() {
         let body = br#"{"error":{"message":"Rate limit reached for gpt-4o","type":"requests","code":"rate_limit_exceeded"}}"#;
-        let e = upstream_error(StatusCode::TOO_MANY_REQUESTS, &headers(&[("retry-after", "7")]), body, "d1");
+        let e = upstream_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            &headers(&[("retry-after", "7")]),
+            body,
+            "d1",
+        );
         assert_eq!(e.status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(e.code, ErrorCode::RateLimited);
         assert_eq!(e.retry_after, Some(Duration::from_secs(7)));
         assert_eq!(e.retry_after_secs(), Some(7));
-        assert!(e.message.contains("Rate limit reached for gpt-4o"), "{}", e.message);
-        assert!(!e.message.to_lowercase().contains("connection"), "{}", e.message);
+        assert!(
+            e.message.contains("Rate limit reached for gpt-4o"),
+            "{}",
+            e.message
+        );
+        assert!(
+            !e.message.to_lowercase().contains("connection"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
     fn retry_after_in_every_form() {
-        assert_eq!(retry_after(&headers(&[("retry-after-ms", "1500")])), Some(Duration::from_millis(1500)));
-        assert_eq!(retry_after(&headers(&[("retry-after", "0.5")])), Some(Duration::from_millis(500)));
         assert_eq!(
-            retry_after(&headers(&[("x-ratelimit-reset-requests", "6m0s"), ("x-ratelimit-reset-tokens", "20ms")])),
+            retry_after(&headers(&[("retry-after-ms", "1500")])),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "0.5")])),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(
+            retry_after(&headers(&[
+                ("x-ratelimit-reset-requests", "6m0s"),
+                ("x-ratelimit-reset-tokens", "20ms")
+            ])),
             Some(Duration::from_secs(360))
         );
-        assert_eq!(retry_after(&headers(&[("x-ratelimit-reset-tokens", "1h2m3.5s")])), Some(Duration::from_secs_f64(3723.5)));
+        assert_eq!(
+            retry_after(&headers(&[("x-ratelimit-reset-tokens", "1h2m3.5s")])),
+            Some(Duration::from_secs_f64(3723.5))
+        );
         assert_eq!(retry_after(&headers(&[("retry-after", "soon")])), None);
         assert_eq!(retry_after(&HeaderMap::new()), None);
     }
 
     #[test]
     fn statuses_are_kept_and_keys_are_scrubbed() {
-        let body = br#"{"error":{"message":"Incorrect API key provided: sk-proj-AAAABBBBCCCCDDDD"}}"#;
+        let body =
+            br#"{"error":{"message":"Incorrect API key provided: sk-proj-AAAABBBBCCCCDDDD"}}"#;
         let e = upstream_error(StatusCode::UNAUTHORIZED, &HeaderMap::new(), body, "d1");
         assert_eq!(e.status, StatusCode::BAD_GATEWAY);
         assert!(!e.message.contains("AAAABBBB"), "{}", e.message);
-        let e = upstream_error(StatusCode::BAD_REQUEST, &HeaderMap::new(), br#"{"error":{"message":"sk-proj-AAAABBBBCCCCDDDD is bad"}}"#, "d1");
+        let e = upstream_error(
+            StatusCode::BAD_REQUEST,
+            &HeaderMap::new(),
+            br#"{"error":{"message":"sk-proj-AAAABBBBCCCCDDDD is bad"}}"#,
+            "d1",
+        );
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
         assert!(!e.message.contains("AAAABBBB"), "{}", e.message);
-        let e = upstream_error(StatusCode::SERVICE_UNAVAILABLE, &headers(&[("retry-after", "3")]), b"<html>oops</html>", "d1");
+        let e = upstream_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &headers(&[("retry-after", "3")]),
+            b"<html>oops</html>",
+            "d1",
+        );
         assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(e.code, ErrorCode::UpstreamError);
-        assert!(!e.message.contains("html"), "raw bodies never reach the client: {}", e.message);
-        let e = upstream_error(StatusCode::NOT_FOUND, &HeaderMap::new(), br#"{"error":{"message":"The model `x` does not exist"}}"#, "d1");
+        assert!(
+            !e.message.contains("html"),
+            "raw bodies never reach the client: {}",
+            e.message
+        );
+        let e = upstream_error(
+            StatusCode::NOT_FOUND,
+            &HeaderMap::new(),
+            br#"{"error":{"message":"The model `x` does not exist"}}"#,
+            "d1",
+        );
         assert_eq!((e.status.as_u16(), e.code), (404, ErrorCode::ModelNotFound));
     }
 }

@@ -1,14 +1,14 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
 use http::HeaderMap;
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
 use secrecy::ExposeSecret;
 use tollgate_api::Endpoint;
 use tollgate_config::Deployment;
 
-use crate::upstream::{Call, Reply};
 use crate::ProviderError;
+use crate::upstream::{Call, Reply};
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static ATTEMPT: HeaderName = HeaderName::from_static("x-tollgate-attempt");
@@ -70,7 +70,11 @@ impl HttpUpstream {
         }
     }
 
-    pub(crate) async fn send(&self, call: Call<'_>, timeout: Duration) -> Result<Reply, ProviderError> {
+    pub(crate) async fn send(
+        &self,
+        call: Call<'_>,
+        timeout: Duration,
+    ) -> Result<Reply, ProviderError> {
         let mut headers = HeaderMap::with_capacity(5);
         headers.insert(CONTENT_TYPE, JSON);
         headers.insert(ACCEPT, if call.stream { EVENT_STREAM } else { JSON });

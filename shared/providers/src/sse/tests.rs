@@ -18,8 +18,17 @@ fn usage_chunk_is_dropped_unless_asked_for() {
     let stream = format!("{CONTENT}{CONTENT}{USAGE}{DONE}");
     let mut f = UsageFilter::new(false);
     let out = run(&mut f, &[stream.as_bytes()]);
-    assert_eq!(String::from_utf8(out).unwrap(), format!("{CONTENT}{CONTENT}{DONE}"));
-    assert_eq!(f.usage(), Some(Usage { input_tokens: 3, output_tokens: 2 }));
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        format!("{CONTENT}{CONTENT}{DONE}")
+    );
+    assert_eq!(
+        f.usage(),
+        Some(Usage {
+            input_tokens: 3,
+            output_tokens: 2
+        })
+    );
     assert!(f.done());
 
     let mut f = UsageFilter::new(true);
@@ -35,8 +44,15 @@ fn any_split_gives_the_same_output() {
     for cut in 1..bytes.len() {
         for third in [cut, (cut + 7).min(bytes.len())] {
             let mut f = UsageFilter::new(false);
-            let out = run(&mut f, &[&bytes[..cut], &bytes[cut..third], &bytes[third..]]);
-            assert_eq!(String::from_utf8(out).unwrap(), format!("{CONTENT}{CONTENT}{DONE}"), "cut {cut}");
+            let out = run(
+                &mut f,
+                &[&bytes[..cut], &bytes[cut..third], &bytes[third..]],
+            );
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                format!("{CONTENT}{CONTENT}{DONE}"),
+                "cut {cut}"
+            );
             assert_eq!(f.usage().unwrap().input_tokens, 3, "cut {cut}");
         }
     }
@@ -55,8 +71,18 @@ fn crlf_events_and_usage_on_a_content_chunk() {
     let stream = "data: {\"choices\":[{\"delta\":{}}],\"usage\": {\"prompt_tokens\": 1.5, \"completion_tokens\": 4}}\r\n\r\ndata: [DONE]\r\n\r\n";
     let mut f = UsageFilter::new(false);
     let out = run(&mut f, &[stream.as_bytes()]);
-    assert_eq!(String::from_utf8(out).unwrap(), stream, "a chunk with choices is never dropped");
-    assert_eq!(f.usage(), Some(Usage { input_tokens: 2, output_tokens: 4 }));
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        stream,
+        "a chunk with choices is never dropped"
+    );
+    assert_eq!(
+        f.usage(),
+        Some(Usage {
+            input_tokens: 2,
+            output_tokens: 4
+        })
+    );
 }
 
 #[test]

@@ -1,0 +1,431 @@
+#!/usr/bin/env bash
+# Gateway-overhead benchmark: the same wrk load against the mock provider directly, through a
+# bare nginx reverse proxy, and through one Tollgate node. Prints a Markdown table and ratios to
+# stdout and writes them to bench-results/latest.md. See README.md beside this file.
+#
+# Env: BENCH_SECONDS (10), BENCH_CONCURRENCY ("1 32 128"), BENCH_MODES ("nonstream stream"),
+#      BENCH_TARGETS ("direct nginx tollgate"), BENCH_WARMUP_SECONDS (2).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+
+DURATION=${BENCH_SECONDS:-10}
+WARMUP=${BENCH_WARMUP_SECONDS:-2}
+CONCURRENCY=${BENCH_CONCURRENCY:-"1 32 128"}
+MODES=${BENCH_MODES:-"nonstream stream"}
+TARGETS=${BENCH_TARGETS:-"direct nginx tollgate"}
+KEY=sk-bench
+GATEWAY_CORE=0 # nginx / tollgate
+LOAD_CORE=1    # mock provider and wrk
+
+TOLLGATE_BIN=$ROOT/target/release/tollgate
+MOCK_BIN=$ROOT/target/release/tollgate-mock-provider
+
+log() { echo "bench: $*" >&2; }
+die() {
+    echo "bench: ERROR: $*" >&2
+    exit 1
+}
+
+# ---------------------------------------------------------------------------------------------
+# Arguments
+# ---------------------------------------------------------------------------------------------
+[[ $DURATION =~ ^[1-9][0-9]*$ ]] || die "BENCH_SECONDS must be a positive integer, got '$DURATION'"
+[[ $WARMUP =~ ^[0-9]+$ ]] || die "BENCH_WARMUP_SECONDS must be an integer, got '$WARMUP'"
+for c in $CONCURRENCY; do
+    [[ $c =~ ^[1-9][0-9]*$ ]] || die "BENCH_CONCURRENCY: '$c' is not a positive integer"
+done
+for m in $MODES; do
+    [[ $m == nonstream || $m == stream ]] || die "BENCH_MODES: '$m' is not nonstream|stream"
+done
+for t in $TARGETS; do
+    [[ $t == direct || $t == nginx || $t == tollgate ]] ||
+        die "BENCH_TARGETS: '$t' is not direct|nginx|tollgate"
+done
+[[ -n ${CONCURRENCY// /} && -n ${MODES// /} && -n ${TARGETS// /} ]] ||
+    die "BENCH_CONCURRENCY, BENCH_MODES and BENCH_TARGETS must not be empty"
+wants() { [[ " $TARGETS " == *" $1 "* ]]; }
+
+# ---------------------------------------------------------------------------------------------
+# Tools: nginx, wrk (Debian packages), the two release binaries (cargo)
+# ---------------------------------------------------------------------------------------------
+apt_install() { # pkg...
+    [[ $(id -u) == 0 ]] || die "missing $*: install it (apt-get install -y $*) or run as root"
+    log "installing $* (apt-get)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >&2 && return 0
+    log "apt-get install failed; running apt-get update and retrying"
+    DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >&2
+}
+
+find_nginx() { command -v nginx || { [[ -x /usr/sbin/nginx ]] && echo /usr/sbin/nginx; } || true; }
+
+for tool in taskset ps pgrep ss; do
+    command -v "$tool" >/dev/null || die "'$tool' not found (util-linux / procps / iproute2)"
+done
+command -v curl >/dev/null || apt_install curl
+command -v wrk >/dev/null || apt_install wrk
+NGINX=""
+if wants nginx; then
+    NGINX=$(find_nginx)
+    if [[ -z $NGINX ]]; then
+        apt_install nginx-light || apt_install nginx
+        NGINX=$(find_nginx)
+        [[ -n $NGINX ]] || die "nginx still not found after installing it"
+    fi
+fi
+
+stale() { # binary: missing, or older than any source it may be built from
+    local bin=$1 dirs=() d
+    [[ -x $bin ]] || return 0
+    for d in nodes shared proto Cargo.toml Cargo.lock; do
+        [[ -e $ROOT/$d ]] && dirs+=("$ROOT/$d")
+    done
+    [[ -n $(find "${dirs[@]}" -newer "$bin" -type f \
+        \( -name '*.rs' -o -name 'Cargo.toml' -o -name 'Cargo.lock' -o -name '*.proto' \) \
+        -not -path '*/target/*' -print -quit 2>/dev/null) ]]
+}
+if stale "$TOLLGATE_BIN" || stale "$MOCK_BIN"; then
+    command -v cargo >/dev/null || die "cargo not found; cannot build the release binaries"
+    log "release binaries missing or older than the sources: building" \
+        "(cargo build --release -p tollgate -p tollgate-mock-provider)"
+    (cd "$ROOT" && cargo build --release -p tollgate -p tollgate-mock-provider >&2) ||
+        die "cargo build --release failed"
+fi
+[[ -x $TOLLGATE_BIN && -x $MOCK_BIN ]] || die "release binaries not found after building"
+
+NPROC=$(nproc)
+((NPROC >= 2)) || die "needs at least 2 cores for pinning (gateway on core 0, load on core 1); nproc=$NPROC"
+
+# ---------------------------------------------------------------------------------------------
+# Processes: everything started here is recorded in PIDS and stopped on exit
+# ---------------------------------------------------------------------------------------------
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/tollgate-bench.XXXXXX")
+PIDS=()
+LAST_PID=""
+
+cleanup() {
+    local rc=$? pid i alive
+    trap - EXIT INT TERM
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do
+        alive=1
+        for ((i = 0; i < 50; i++)); do
+            kill -0 "$pid" 2>/dev/null || {
+                alive=0
+                break
+            }
+            sleep 0.1
+        done
+        if ((alive)); then
+            log "process $pid did not stop on SIGTERM; sending SIGKILL"
+            for i in $(pgrep -P "$pid" 2>/dev/null || true); do kill -KILL "$i" 2>/dev/null || true; done
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+        wait "$pid" 2>/dev/null || true
+    done
+    if ((rc == 0)); then
+        rm -rf "$WORK"
+    else
+        log "failed (exit $rc); logs kept in $WORK"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+start_bg() { # name cmd... ; stdout -> $WORK/name.out, stderr -> $WORK/name.err; sets LAST_PID
+    local name=$1
+    shift
+    "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+    LAST_PID=$!
+    PIDS+=("$LAST_PID")
+}
+
+alive_or_die() { # name pid
+    kill -0 "$2" 2>/dev/null && return 0
+    die "$1 exited early; last lines of $WORK/$1.err:
+$(tail -n 15 "$WORK/$1.err" 2>/dev/null)"
+}
+
+wait_announced_port() { # name pid -> echo port from "listening on http://HOST:PORT"
+    local name=$1 pid=$2 line i
+    for ((i = 0; i < 600; i++)); do
+        if line=$(grep -m1 -o 'listening on http://[0-9.]*:[0-9]*' "$WORK/$name.out" 2>/dev/null); then
+            echo "${line##*:}"
+            return 0
+        fi
+        alive_or_die "$name" "$pid"
+        sleep 0.1
+    done
+    die "$name did not print 'listening on' within 60 s (see $WORK/$name.err)"
+}
+
+rss_kb() { # pid: RSS of the process plus its direct children (nginx master + worker)
+    local total=0 p kb
+    for p in "$1" $(pgrep -P "$1" 2>/dev/null || true); do
+        kb=$(ps -o rss= -p "$p" 2>/dev/null | tr -d ' ' || true)
+        total=$((total + ${kb:-0}))
+    done
+    echo "$total"
+}
+kb_to_mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+
+free_port() { # a port no socket uses, below the usual ephemeral range
+    local used p
+    used=$(ss -Htan | awk '{ n = split($4, a, ":"); print a[n] }' | sort -u)
+    for ((i = 0; i < 500; i++)); do
+        p=$((20000 + RANDOM % 12000))
+        grep -qx "$p" <<<"$used" || {
+            echo "$p"
+            return 0
+        }
+    done
+    die "no free port found"
+}
+
+declare -A URL PID IDLE_KB
+
+# Mock provider (core 1). It is not under test, so its logging is kept quiet.
+log "starting mock provider on core $LOAD_CORE"
+RUST_LOG=warn start_bg mock taskset -c "$LOAD_CORE" "$MOCK_BIN" --host 127.0.0.1 --port 0
+MOCK_PID=$LAST_PID
+MOCK_PORT=$(wait_announced_port mock "$MOCK_PID")
+URL[direct]=http://127.0.0.1:$MOCK_PORT
+PID[direct]=$MOCK_PID
+
+# nginx (core 0): bare keepalive reverse proxy to the mock, foreground, temp prefix.
+if wants nginx; then
+    NGX=$WORK/nginx
+    mkdir -p "$NGX/tmp"
+    extra=""
+    build_flags=$("$NGINX" -V 2>&1 || true)
+    for m in fastcgi uwsgi scgi; do
+        [[ $build_flags == *"--without-http_${m}_module"* ]] ||
+            extra+="${m}_temp_path $NGX/tmp/$m; "
+    done
+    errflag=() # -e (nginx >= 1.19.5) keeps the startup error log out of /var/log
+    [[ $("$NGINX" -h 2>&1 || true) == *"-e filename"* ]] && errflag=(-e "$NGX/error.log")
+    for attempt in 1 2 3; do
+        NGINX_PORT=$(free_port)
+        sed -e "s|@PREFIX@|$NGX|g" -e "s|@PORT@|$NGINX_PORT|g" -e "s|@MOCK_PORT@|$MOCK_PORT|g" \
+            -e "s|@EXTRA_TEMP_PATHS@|$extra|" "$HERE/nginx.conf.template" >"$NGX/nginx.conf"
+        "$NGINX" -t -q -p "$NGX" -c "$NGX/nginx.conf" "${errflag[@]}" 2>"$WORK/nginx-t.err" ||
+            die "nginx rejected its config:
+$(cat "$WORK/nginx-t.err")"
+        log "starting nginx on core $GATEWAY_CORE, port $NGINX_PORT"
+        start_bg nginx taskset -c "$GATEWAY_CORE" "$NGINX" -p "$NGX" -c "$NGX/nginx.conf" "${errflag[@]}"
+        NGINX_PID=$LAST_PID
+        up=0
+        for ((i = 0; i < 100; i++)); do
+            kill -0 "$NGINX_PID" 2>/dev/null || break
+            if curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$NGINX_PORT/"; then
+                up=1
+                break
+            fi
+            sleep 0.1
+        done
+        ((up)) && break
+        kill -0 "$NGINX_PID" 2>/dev/null && die "nginx did not answer on port $NGINX_PORT within 10 s"
+        cat "$NGX/error.log" >>"$WORK/nginx.err" 2>/dev/null || true
+        grep -qi 'address already in use' "$WORK/nginx.err" ||
+            die "nginx exited early; last lines of its log:
+$(tail -n 15 "$WORK/nginx.err")"
+        log "nginx port $NGINX_PORT was taken; retrying"
+    done
+    ((up)) || die "nginx could not bind a port"
+    URL[nginx]=http://127.0.0.1:$NGINX_PORT
+    PID[nginx]=$NGINX_PID
+fi
+
+# One Tollgate node (core 0): one Tokio worker thread under this affinity.
+if wants tollgate; then
+    mkdir -p "$WORK/tollgate-data"
+    cat >"$WORK/tollgate.yaml" <<EOF
+model_list:
+  - model_name: bench
+    litellm_params: { model: openai/bench, api_base: "http://127.0.0.1:$MOCK_PORT/v1", api_key: sk-upstream }
+general_settings: { master_key: $KEY }
+EOF
+    log "starting tollgate on core $GATEWAY_CORE"
+    start_bg tollgate taskset -c "$GATEWAY_CORE" "$TOLLGATE_BIN" serve --config "$WORK/tollgate.yaml" \
+        --port 0 --host 127.0.0.1 --data-dir "$WORK/tollgate-data" --drain-timeout 1
+    TOLLGATE_PID=$LAST_PID
+    TOLLGATE_PORT=$(wait_announced_port tollgate "$TOLLGATE_PID")
+    URL[tollgate]=http://127.0.0.1:$TOLLGATE_PORT
+    PID[tollgate]=$TOLLGATE_PID
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Verify every target answers 200 (and Tollgate actually routed) before measuring
+# ---------------------------------------------------------------------------------------------
+body_for() { # mode
+    if [[ $1 == stream ]]; then
+        echo '{"model":"bench","messages":[{"role":"user","content":"hello"}],"max_tokens":16,"stream":true}'
+    else
+        echo '{"model":"bench","messages":[{"role":"user","content":"hello"}],"max_tokens":16}'
+    fi
+}
+
+for target in $TARGETS; do
+    for mode in $MODES; do
+        code=$(curl -sS --max-time 10 -o "$WORK/verify.body" -D "$WORK/verify.headers" -w '%{http_code}' \
+            -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
+            --data "$(body_for "$mode")" "${URL[$target]}/v1/chat/completions" 2>"$WORK/verify.err") ||
+            die "$target ($mode): request to ${URL[$target]} failed: $(cat "$WORK/verify.err")"
+        [[ $code == 200 ]] ||
+            die "$target ($mode) answered HTTP $code, expected 200: $(head -c 400 "$WORK/verify.body")"
+        if [[ $target == tollgate ]] && ! grep -qi '^x-tollgate-deployment:' "$WORK/verify.headers"; then
+            die "tollgate ($mode) answered 200 without an x-tollgate-deployment header; headers:
+$(cat "$WORK/verify.headers")"
+        fi
+        if [[ $mode == stream ]] && ! grep -q '^data: ' "$WORK/verify.body"; then
+            die "$target (stream) answered 200 but not with SSE 'data:' lines: $(head -c 400 "$WORK/verify.body")"
+        fi
+        if [[ $mode == nonstream ]] && ! grep -q '"choices"' "$WORK/verify.body"; then
+            die "$target (nonstream) answered 200 without choices: $(head -c 400 "$WORK/verify.body")"
+        fi
+    done
+    log "$target answers 200 at ${URL[$target]}"
+done
+
+sleep 0.5
+for target in $TARGETS; do IDLE_KB[$target]=$(rss_kb "${PID[$target]}"); done
+
+# ---------------------------------------------------------------------------------------------
+# Load
+# ---------------------------------------------------------------------------------------------
+run_wrk() { # target mode conc seconds outfile; wrk on the load core, in the background so that
+    # Ctrl-C / SIGTERM reach the trap at once
+    local target=$1 mode=$2 conc=$3 secs=$4 out=$5 stream=0 rc=0
+    [[ $mode == stream ]] && stream=1
+    BENCH_STREAM=$stream BENCH_KEY=$KEY taskset -c "$LOAD_CORE" \
+        wrk -t1 -c"$conc" -d"${secs}s" --latency --timeout 10s -s "$HERE/chat.lua" "${URL[$target]}" \
+        >"$out" 2>&1 &
+    local wpid=$!
+    PIDS+=("$wpid")
+    wait "$wpid" || rc=$?
+    unset 'PIDS[${#PIDS[@]}-1]'
+    ((rc == 0)) || die "wrk failed against $target ($mode, c=$conc), exit $rc:
+$(cat "$out")"
+    grep -q '^BENCH ' "$out" || die "wrk printed no summary against $target ($mode, c=$conc):
+$(cat "$out")"
+    kill -0 "${PID[$target]}" 2>/dev/null || die "$target (pid ${PID[$target]}) died during the run (logs in $WORK)"
+}
+
+field() { sed -n "s/.*[[:space:]]$1=\([0-9]*\).*/\1/p" <<<"$2"; }
+
+declare -A RPS P50 P99 NON2XX SOCK RSS
+nruns=0
+for _ in $MODES; do for _ in $CONCURRENCY; do for _ in $TARGETS; do nruns=$((nruns + 1)); done; done; done
+log "$nruns runs of ${DURATION}s (+${WARMUP}s warm-up each): about $((nruns * (DURATION + WARMUP + 1) / 60 + 1)) min"
+
+run=0
+for mode in $MODES; do
+    for conc in $CONCURRENCY; do
+        for target in $TARGETS; do
+            run=$((run + 1))
+            k="$mode|$conc|$target"
+            if ((WARMUP > 0)); then
+                run_wrk "$target" "$mode" "$conc" "$WARMUP" "$WORK/warmup.txt"
+            fi
+            out="$WORK/run-$mode-$conc-$target.txt"
+            run_wrk "$target" "$mode" "$conc" "$DURATION" "$out"
+            RSS[$k]=$(rss_kb "${PID[$target]}")
+            line=$(grep -m1 '^BENCH ' "$out")
+            reqs=$(field requests "$line")
+            dur=$(field duration_us "$line")
+            RPS[$k]=$(awk -v r="$reqs" -v d="$dur" 'BEGIN { printf "%.0f", (d > 0 ? r / (d / 1e6) : 0) }')
+            P50[$k]=$(awk -v u="$(field p50_us "$line")" 'BEGIN { printf "%.3f", u / 1000 }')
+            P99[$k]=$(awk -v u="$(field p99_us "$line")" 'BEGIN { printf "%.3f", u / 1000 }')
+            NON2XX[$k]=$(field non2xx "$line")
+            SOCK[$k]=$(($(field connect "$line") + $(field read "$line") + $(field write "$line") + $(field timeout "$line")))
+            log "[$run/$nruns] $mode c=$conc $target: ${RPS[$k]} req/s, p50 ${P50[$k]} ms," \
+                "p99 ${P99[$k]} ms, non-2xx ${NON2XX[$k]}, socket errors ${SOCK[$k]}," \
+                "RSS $(kb_to_mb "${RSS[$k]}") MB"
+        done
+    done
+done
+
+# ---------------------------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------------------------
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+CPU=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+[[ -n $CPU ]] || CPU=$(awk -F': *' '/^(Hardware|cpu model|uarch)/ { print $2; exit }' /proc/cpuinfo)
+LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
+
+errors_cell() { # key
+    local k=$1 cell=${NON2XX[$1]}
+    ((SOCK[$k] > 0)) && cell+=" (+${SOCK[$k]} socket)"
+    ((NON2XX[$k] > 0 || SOCK[$k] > 0)) && cell="**$cell**"
+    echo "$cell"
+}
+has() { [[ -n ${RPS[$1]:-} ]]; }
+clean() { ((NON2XX[$1] == 0 && SOCK[$1] == 0)); }
+
+report() {
+    echo "# Tollgate gateway benchmark"
+    echo
+    echo "$(date -u '+%Y-%m-%d %H:%M UTC') · nproc $NPROC · CPU: ${CPU:-unknown} · commit $COMMIT ·" \
+        "loadavg at end $LOADAVG"
+    echo
+    echo "wrk -t1, ${DURATION}s per run after a ${WARMUP}s warm-up; gateway (nginx/tollgate) on core" \
+        "$GATEWAY_CORE, mock provider and wrk on core $LOAD_CORE; body: 1 user message, max_tokens 16." \
+        "RSS is the process under test (direct: the mock; nginx: master + worker) right after the run."
+    echo
+    echo "| mode | concurrency | target | req/s | p50 ms | p99 ms | non-2xx | RSS MB |"
+    echo "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |"
+    local mode conc target k
+    for mode in $MODES; do
+        for conc in $CONCURRENCY; do
+            for target in $TARGETS; do
+                k="$mode|$conc|$target"
+                echo "| $mode | $conc | $target | ${RPS[$k]} | ${P50[$k]} | ${P99[$k]} | $(errors_cell "$k") | $(kb_to_mb "${RSS[$k]}") |"
+            done
+        done
+    done
+    echo
+    local idle=""
+    for target in $TARGETS; do
+        idle+="${idle:+, }$target $(kb_to_mb "${IDLE_KB[$target]}") MB"
+    done
+    echo "Idle RSS before load: $idle."
+    echo
+    echo "## Ratios"
+    echo
+    echo "| check | value | target | result |"
+    echo "| --- | ---: | --- | --- |"
+    local t n d v verdict any=0
+    for mode in $MODES; do
+        for conc in 32 128; do
+            t="$mode|$conc|tollgate" n="$mode|$conc|nginx"
+            has "$t" && has "$n" || continue
+            any=1
+            v=$(awk -v a="${RPS[$t]}" -v b="${RPS[$n]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+            verdict=$(awk -v v="$v" 'BEGIN { print (v >= 0.6 ? "PASS" : "FAIL") }')
+            clean "$t" || verdict="FAIL (tollgate had errors)"
+            echo "| $mode c=$conc: tollgate req/s ÷ nginx req/s | $v | ≥ 0.6 | $verdict |"
+        done
+        t="$mode|1|tollgate" n="$mode|1|nginx" d="$mode|1|direct"
+        if has "$t" && has "$d"; then
+            any=1
+            v=$(awk -v a="${P50[$t]}" -v b="${P50[$d]}" 'BEGIN { printf "%.3f", a - b }')
+            verdict=$(awk -v v="$v" 'BEGIN { print (v <= 0.15 ? "PASS" : "FAIL") }')
+            clean "$t" || verdict="FAIL (tollgate had errors)"
+            echo "| $mode c=1: tollgate p50 − direct p50 | $v ms | ≤ 0.15 ms | $verdict |"
+        fi
+        if has "$n" && has "$d"; then
+            any=1
+            v=$(awk -v a="${P50[$n]}" -v b="${P50[$d]}" 'BEGIN { printf "%.3f", a - b }')
+            echo "| $mode c=1: nginx p50 − direct p50 | $v ms | (reference) | – |"
+        fi
+    done
+    ((any)) || echo "| (no ratio: needs tollgate with nginx at c=32/128, or with direct at c=1) | | | |"
+}
+
+mkdir -p "$ROOT/bench-results"
+report | tee "$ROOT/bench-results/latest.md"
+log "written to bench-results/latest.md"
