@@ -1,6 +1,8 @@
 //! The real `tollgate` binary: exit codes, config checking, SIGTERM drain, and no secrets in
 //! its logs.
 
+#![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

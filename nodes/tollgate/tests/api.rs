@@ -1,5 +1,7 @@
 //! The OpenAI-compatible surface, through a real node and a real mock provider over HTTP.
 
+#![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
+
 mod common;
 
 use common::*;

@@ -1,6 +1,8 @@
 //! Every class of bad input and broken upstream gets a clear error in OpenAI's shape, with the
 //! status of the error table, and never leaks a key.
 
+#![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
+
 mod common;
 
 use common::*;

@@ -1,6 +1,8 @@
 //! What reaches the upstream: the client's fields untouched, the deployment's key (never the
 //! client's), the upstream model name, and usage forced on for streams.
 
+#![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
+
 mod common;
 
 use std::sync::{Arc, Mutex};

@@ -1,6 +1,8 @@
 //! The outcome point: every API request is recorded exactly once, with a numeric status, under
 //! a concurrent mix of successes and every kind of failure; probes are not counted.
 
+#![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
+
 mod common;
 
 use std::collections::BTreeMap;

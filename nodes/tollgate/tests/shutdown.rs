@@ -1,5 +1,7 @@
 //! Graceful shutdown: stop accepting, finish in-flight requests, bounded by the drain timeout.
 
+#![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
+
 mod common;
 
 use std::time::{Duration, Instant};

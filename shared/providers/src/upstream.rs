@@ -87,6 +87,10 @@ pub struct Upstream {
 }
 
 #[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per deployment, built once at startup and never moved on the hot path"
+)]
 enum Kind {
     Http(HttpUpstream),
     Mock(MockUpstream),

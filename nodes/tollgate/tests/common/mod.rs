@@ -1,6 +1,7 @@
 //! Test fixtures: a mock provider node and a Tollgate node, both started through their
 //! library `run` on 127.0.0.1 port 0, and a small client.
 
+#![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
 use std::net::SocketAddr;
