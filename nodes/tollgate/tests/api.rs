@@ -27,15 +27,8 @@ async fn chat_non_stream_passes_the_upstream_answer_through() {
 #[tokio::test]
 async fn chat_stream_drops_the_usage_chunk_unless_asked() {
     let (_mock, node) = standard().await;
-    let mut body = chat_body("gpt-test");
-    body["stream"] = json!(true);
-    let response = client()
-        .post(node.url("/v1/chat/completions"))
-        .bearer_auth(MASTER)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let mut body = stream_body("gpt-test");
+    let response = send_chat(&node, &body).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     let text = response.text().await.unwrap();
@@ -59,16 +52,7 @@ async fn chat_stream_drops_the_usage_chunk_unless_asked() {
     assert_eq!(content.split_whitespace().count(), 5, "{content}");
 
     body["stream_options"] = json!({"include_usage": true});
-    let text = client()
-        .post(node.url("/v1/chat/completions"))
-        .bearer_auth(MASTER)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = send_chat(&node, &body).await.text().await.unwrap();
     let events = sse_data(&text);
     let usage_chunk: serde_json::Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
     assert_eq!(usage_chunk["choices"], json!([]), "{text}");

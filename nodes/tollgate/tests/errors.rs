@@ -204,15 +204,8 @@ async fn a_stream_cut_midway_ends_with_an_error_event() {
     ))
     .await;
     let node = start_node(NODE_YAML, Some(&mock)).await;
-    let mut body = chat_body("cut");
-    body["stream"] = json!(true);
-    let response = client()
-        .post(node.url("/v1/chat/completions"))
-        .bearer_auth(MASTER)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let body = stream_body("cut");
+    let response = send_chat(&node, &body).await;
     assert_eq!(response.status(), 200);
     let text = response.text().await.unwrap();
     let events = sse_data(&text);

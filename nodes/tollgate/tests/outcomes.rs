@@ -109,16 +109,9 @@ async fn each_request_is_counted_once_under_a_concurrent_mix() {
 async fn a_client_that_hangs_up_midstream_is_recorded_once_as_499() {
     let mock = start_mock(mock_settings("tokens_per_second: 50")).await;
     let node = start_node(NODE_YAML, Some(&mock)).await;
-    let mut body = chat_body("gpt-test");
-    body["stream"] = json!(true);
+    let mut body = stream_body("gpt-test");
     body["max_tokens"] = json!(100);
-    let response = client()
-        .post(node.url("/v1/chat/completions"))
-        .bearer_auth(MASTER)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let response = send_chat(&node, &body).await;
     let mut stream = response.bytes_stream();
     let first = stream.next().await.unwrap().unwrap();
     assert!(!first.is_empty());

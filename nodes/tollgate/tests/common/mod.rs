@@ -212,3 +212,21 @@ pub async fn eventually(mut check: impl FnMut() -> bool) {
     }
     panic!("condition not reached within 5 s");
 }
+
+/// A chat body with `"stream": true`.
+pub fn stream_body(model: &str) -> serde_json::Value {
+    let mut body = chat_body(model);
+    body["stream"] = serde_json::json!(true);
+    body
+}
+
+/// POSTs `body` to `/v1/chat/completions` with the master key.
+pub async fn send_chat(node: &TestNode, body: &serde_json::Value) -> reqwest::Response {
+    client()
+        .post(node.url("/v1/chat/completions"))
+        .bearer_auth(MASTER)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
