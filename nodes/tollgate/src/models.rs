@@ -99,13 +99,9 @@ impl ModelGroups {
         })
     }
 
-    pub(crate) fn get(&self, name: &str) -> Option<&Group> {
-        self.groups.get(name)
-    }
-
     /// The group, or OpenAI's own 404 `model_not_found`.
     pub(crate) fn resolve(&self, name: &str) -> Result<&Group, ApiError> {
-        self.get(name).ok_or_else(|| not_found(name))
+        self.groups.get(name).ok_or_else(|| not_found(name))
     }
 
     pub(crate) fn names(&self) -> impl Iterator<Item = &str> {

@@ -124,23 +124,6 @@ impl ErrorCode {
             | Self::Internal => false,
         }
     }
-
-    /// Anthropic's `error.type` for the same condition (used on `/v1/messages`).
-    pub fn anthropic_type(self) -> &'static str {
-        match self {
-            Self::InvalidRequest
-            | Self::BudgetExceeded
-            | Self::UpstreamRejected
-            | Self::MethodNotAllowed => "invalid_request_error",
-            Self::RequestTooLarge => "request_too_large",
-            Self::InvalidApiKey => "authentication_error",
-            Self::ModelNotAllowed | Self::RouteNotAllowed => "permission_error",
-            Self::ModelNotFound | Self::RouteNotFound => "not_found_error",
-            Self::RateLimited | Self::QueueTimeout => "rate_limit_error",
-            Self::UpstreamTimeout | Self::UpstreamError | Self::Internal => "api_error",
-            Self::Unavailable => "overloaded_error",
-        }
-    }
 }
 
 impl fmt::Display for ErrorCode {
@@ -175,20 +158,6 @@ struct OpenAiError<'a> {
     kind: &'a str,
     param: Option<&'a str>,
     code: &'a str,
-}
-
-#[derive(Serialize)]
-struct AnthropicBody<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    error: AnthropicError<'a>,
-}
-
-#[derive(Serialize)]
-struct AnthropicError<'a> {
-    #[serde(rename = "type")]
-    kind: &'a str,
-    message: &'a str,
 }
 
 impl ApiError {
@@ -228,18 +197,6 @@ impl ApiError {
                 kind: self.code.error_type(),
                 param: self.param.as_deref(),
                 code: self.code.code(),
-            },
-        };
-        Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
-    }
-
-    /// `{"type": "error", "error": {"type", "message"}}`: Anthropic's shape.
-    pub fn anthropic_body(&self) -> Bytes {
-        let body = AnthropicBody {
-            kind: "error",
-            error: AnthropicError {
-                kind: self.code.anthropic_type(),
-                message: &self.message,
             },
         };
         Bytes::from(serde_json::to_vec(&body).unwrap_or_default())

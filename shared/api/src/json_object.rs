@@ -70,18 +70,6 @@ impl<'a> JsonObject<'a> {
         self.fields.retain(|(key, _)| key != name);
     }
 
-    pub fn contains(&self, name: &str) -> bool {
-        self.fields.iter().any(|(key, _)| key == name)
-    }
-
-    pub fn len(&self) -> usize {
-        self.fields.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.fields.is_empty()
-    }
-
     /// The object as compact JSON.
     pub fn to_vec(&self) -> Vec<u8> {
         let capacity = self

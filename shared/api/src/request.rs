@@ -30,15 +30,6 @@ impl Endpoint {
         }
     }
 
-    /// The operation name used in spans and logs (`chat`, `text_completion`, `embeddings`).
-    pub fn operation(self) -> &'static str {
-        match self {
-            Self::ChatCompletions => "chat",
-            Self::Completions => "text_completion",
-            Self::Embeddings => "embeddings",
-        }
-    }
-
     /// Whether the operation can stream.
     pub fn streams(self) -> bool {
         !matches!(self, Self::Embeddings)

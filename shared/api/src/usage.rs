@@ -10,10 +10,6 @@ pub struct Usage {
 }
 
 impl Usage {
-    pub fn total(&self) -> u64 {
-        self.input_tokens.saturating_add(self.output_tokens)
-    }
-
     /// Reads `usage` out of a whole OpenAI-style response body (or one stream chunk). `None` when
     /// the body has no usage object (absent or `null`).
     pub fn from_response(body: &[u8]) -> Option<Usage> {

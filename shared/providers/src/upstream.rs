@@ -63,7 +63,12 @@ impl Upstreams {
             .map_err(|e| ProviderError::Transport(format!("cannot build the HTTP client: {e}")))?;
         Ok(Self {
             client,
-            mock: tollgate_mock::Mock::new(tollgate_mock::MockSettings::default()),
+            // The billing log is ground truth for tests of the mock *node*; in the gateway
+            // nobody reads it, and keeping it would grow the node's memory with every request.
+            mock: tollgate_mock::Mock::new(tollgate_mock::MockSettings {
+                max_billing_records: 0,
+                ..tollgate_mock::MockSettings::default()
+            }),
         })
     }
 
