@@ -12,12 +12,12 @@ use http::header::CONTENT_LENGTH;
 use http::request::Parts;
 use http_body_util::{BodyExt, Limited};
 use tollgate_api::{ApiError, ErrorCode};
-use tollgate_auth::{Access, RouteId, authorize};
+use tollgate_auth::{Access, Caller, Principal, RouteId, authorize};
 
 use crate::outcome::Outcome;
 use crate::relay::Relay;
 use crate::respond::{REQUEST_ID, error_response};
-use crate::{Gateway, health, pipeline};
+use crate::{Gateway, health, manage, pipeline};
 
 /// What a handler produced: a whole response, or a stream whose end the outcome waits for.
 pub(crate) enum Answer {
@@ -43,15 +43,30 @@ async fn handle(
     outcome.set_route(matched.route.path, matched.route.access != Access::Public);
     let caller = gateway.auth.authenticate(&parts.headers);
     authorize(&matched.route, &caller)?;
+    // Past `authorize`, every non-public route has an authenticated principal.
+    let principal = match &caller {
+        Caller::Authenticated(principal) => principal,
+        Caller::Anonymous | Caller::Invalid(_) => &Principal::AuthDisabled,
+    };
+    let may_use = |model: &str| match principal.identity() {
+        Some(identity) => identity.may_use(model, &gateway.access_groups),
+        None => true,
+    };
     match matched.route.id {
         RouteId::Llm(endpoint) => {
             let bytes = read_body(&parts, body, gateway.max_request_bytes).await?;
-            pipeline::llm(gateway, outcome, endpoint, &bytes).await
+            pipeline::llm(gateway, outcome, principal, endpoint, &bytes).await
         }
-        RouteId::ListModels => Ok(Answer::Full(gateway.models.list())),
+        RouteId::ListModels => Ok(Answer::Full(gateway.models.list(may_use))),
         RouteId::GetModel => {
             let name = matched.model.unwrap_or_default();
-            gateway.models.retrieve(&name).map(Answer::Full)
+            gateway.models.retrieve(&name, may_use).map(Answer::Full)
+        }
+        RouteId::Manage(op) => {
+            let bytes = read_body(&parts, body, gateway.max_request_bytes).await?;
+            manage::handle(&gateway.manage, op, principal, &parts, &bytes)
+                .await
+                .map(Answer::Full)
         }
         id @ (RouteId::Health | RouteId::HealthLiveliness | RouteId::HealthReadiness) => {
             Ok(Answer::Full(health::health(gateway, id)))

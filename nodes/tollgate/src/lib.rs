@@ -14,9 +14,14 @@
 //! - `models`: model groups, deployment choice, `/v1/models` and `/v1/models/{model}`.
 //! - `respond`: building responses and error responses (OpenAI shape, headers).
 //! - `health`: `/health`, `/health/liveliness`, `/health/readiness`.
+//! - `admission`: a request's worst-case cost and the budgets/limits it must fit.
+//! - `manage`: the management service (keys, users, teams, usage) and its HTTP face.
 
+mod admission;
+mod attempt;
 mod dispatch;
 mod health;
+mod manage;
 mod models;
 mod outcome;
 mod pipeline;
@@ -24,29 +29,42 @@ mod relay;
 mod respond;
 mod serve;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio_util::task::TaskTracker;
+use tollgate_accounts::{AccessGroups, Clock, Directory, SystemClock};
 use tollgate_auth::{Authenticator, RouteTable};
+use tollgate_budget::{Budgets, BudgetsOptions};
 use tollgate_config::Config;
 use tollgate_providers::Upstreams;
+use tollgate_store::{MemoryStore, RedbStore, Store};
 
 pub use outcome::{OutcomeKey, Outcomes};
 
 /// How long in-flight requests may take to finish after a shutdown signal.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Node settings that come from the command line, not the config file.
+/// Node settings that come from the command line (or a test), not the config file.
 #[derive(Clone, Debug)]
 pub struct NodeOptions {
     pub drain_timeout: Duration,
+    /// Where the embedded store lives; `None` keeps state in memory only (tests).
+    pub data_dir: Option<PathBuf>,
+    /// The source of "now" for budgets, periods, rate windows and key expiry.
+    pub clock: Arc<dyn Clock>,
+    pub budgets: BudgetsOptions,
 }
 
 impl Default for NodeOptions {
     fn default() -> Self {
         Self {
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            data_dir: None,
+            clock: Arc::new(SystemClock),
+            budgets: BudgetsOptions::default(),
         }
     }
 }
@@ -57,8 +75,14 @@ pub(crate) struct Gateway {
     pub(crate) routes: RouteTable,
     pub(crate) auth: Authenticator,
     pub(crate) models: models::ModelGroups,
+    pub(crate) access_groups: AccessGroups,
     pub(crate) outcomes: Arc<Outcomes>,
     pub(crate) max_request_bytes: usize,
+    pub(crate) manage: manage::Service,
+    pub(crate) budgets: Budgets,
+    /// Upstream calls run here, detached from the client's connection, so a request whose
+    /// client went away is still settled; shutdown waits for them.
+    pub(crate) tasks: TaskTracker,
 }
 
 /// A configured node, ready to serve.
@@ -69,16 +93,53 @@ pub struct Node {
 }
 
 impl Node {
-    /// Prepares every deployment (URLs, credentials, the shared HTTP client).
-    pub fn new(config: Config, options: NodeOptions) -> anyhow::Result<Node> {
+    /// Opens the store, loads keys, users and teams, starts the budget actors and prepares
+    /// every deployment (URLs, credentials, the shared HTTP client).
+    pub async fn new(config: Config, options: NodeOptions) -> anyhow::Result<Node> {
+        let store: Arc<dyn Store> = match &options.data_dir {
+            Some(dir) => Arc::new(RedbStore::open(dir)?),
+            None => Arc::new(MemoryStore::default()),
+        };
+        let entities = store.load().await?;
+        tracing::info!(
+            keys = entities.keys.len(),
+            users = entities.users.len(),
+            teams = entities.teams.len(),
+            "store loaded"
+        );
+        let directory = Arc::new(Directory::new(
+            entities.keys,
+            entities.users,
+            entities.teams,
+        ));
+        let access_groups = AccessGroups::new(config.deployments.iter().flat_map(|d| {
+            d.info
+                .access_groups
+                .iter()
+                .map(|g| (g.clone(), d.model_name.clone()))
+        }));
+        let budgets = Budgets::start(
+            store.clone(),
+            options.clock.clone(),
+            options.budgets.clone(),
+        )
+        .await?;
         let upstreams = Upstreams::new(&config.router)?;
         let models = models::ModelGroups::new(&upstreams, config.deployments)?;
         let gateway = Gateway {
             routes: RouteTable::default(),
-            auth: Authenticator::new(config.general.master_key),
+            auth: Authenticator::new(
+                config.general.master_key,
+                directory.clone(),
+                options.clock.clone(),
+            ),
             models,
+            access_groups,
             outcomes: Arc::new(Outcomes::default()),
             max_request_bytes: config.general.max_request_bytes,
+            manage: manage::Service::new(directory, store, budgets.clone(), options.clock.clone()),
+            budgets,
+            tasks: TaskTracker::new(),
         };
         if !gateway.auth.enabled() {
             tracing::warn!(
@@ -98,7 +159,7 @@ impl Node {
     }
 
     /// Serves on `listener` until `shutdown` completes, then drains in-flight requests for at
-    /// most the drain timeout.
+    /// most the drain timeout, waits for upstream calls to settle and commits spend.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -115,5 +176,8 @@ pub async fn run(
     options: NodeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    Node::new(config, options)?.serve(listener, shutdown).await
+    Node::new(config, options)
+        .await?
+        .serve(listener, shutdown)
+        .await
 }

@@ -73,6 +73,8 @@ fn main() -> ExitCode {
             }
             let options = NodeOptions {
                 drain_timeout: Duration::from_secs(drain_timeout),
+                data_dir: Some(data_dir),
+                ..NodeOptions::default()
             };
             match serve(loaded, addr, options) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -91,7 +93,7 @@ async fn serve(loaded: Loaded, addr: SocketAddr, options: NodeOptions) -> anyhow
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr()?;
-    let node = tollgate::Node::new(loaded.config, options)?;
+    let node = tollgate::Node::new(loaded.config, options).await?;
     tracing::info!("listening on http://{local}");
     announce(local);
     node.serve(listener, shutdown_signal()).await

@@ -12,6 +12,8 @@ use rand::Rng;
 use serde::Serialize;
 use tollgate_api::{ApiError, ErrorCode};
 use tollgate_config::Deployment;
+use tollgate_ledger::Price;
+use tollgate_prices::PriceTable;
 use tollgate_providers::{Upstream, Upstreams};
 
 use crate::respond::json;
@@ -22,7 +24,28 @@ pub(crate) struct Group {
     pub(crate) name: Arc<str>,
     /// `name` as a response header value (`x-tollgate-model-group`), when it can be one.
     pub(crate) name_header: Option<HeaderValue>,
-    pub(crate) targets: Vec<Target>,
+    pub(crate) targets: Vec<Arc<Target>>,
+    /// The highest price of any deployment (a reservation must cover whichever is picked);
+    /// `None` when some deployment has no known price.
+    pub(crate) worst_price: Option<Prices>,
+    /// The smallest known output limit of the group's deployments.
+    pub(crate) max_output_tokens: Option<u64>,
+}
+
+/// A deployment's per-token prices.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Prices {
+    pub(crate) input: Price,
+    pub(crate) output: Price,
+}
+
+impl Prices {
+    /// The cost in nano-USD of a request's tokens.
+    pub(crate) fn cost(&self, input_tokens: u64, output_tokens: u64) -> u64 {
+        self.input
+            .cost_nano(input_tokens)
+            .saturating_add(self.output.cost_nano(output_tokens))
+    }
 }
 
 /// One deployment of a group, with what responses say about it prepared once.
@@ -32,11 +55,14 @@ pub(crate) struct Target {
     /// The deployment id (`model_info.id`, else its index): label and header value.
     pub(crate) id: Arc<str>,
     pub(crate) id_header: Option<HeaderValue>,
+    /// From the config, else the built-in price table; `None` when neither knows the model.
+    pub(crate) price: Option<Prices>,
+    pub(crate) max_output_tokens: Option<u64>,
 }
 
 impl Group {
     /// A deployment for the next attempt. Simple shuffle for now: uniformly at random.
-    pub(crate) fn pick(&self) -> &Target {
+    pub(crate) fn pick(&self) -> &Arc<Target> {
         let i = if self.targets.len() == 1 {
             0
         } else {
@@ -70,9 +96,12 @@ impl ModelGroups {
         for deployment in deployments {
             let name: Arc<str> = Arc::from(deployment.model_name.as_str());
             let id: Arc<str> = Arc::from(deployment.id.as_str());
+            let (price, max_output_tokens) = price_of(&deployment);
             let target = Target {
                 id_header: HeaderValue::from_str(&id).ok(),
                 id,
+                price,
+                max_output_tokens,
                 upstream: upstreams.prepare(Arc::new(deployment))?,
             };
             groups
@@ -83,10 +112,29 @@ impl ModelGroups {
                         name_header: HeaderValue::from_str(&name).ok(),
                         name,
                         targets: Vec::new(),
+                        worst_price: None,
+                        max_output_tokens: None,
                     }
                 })
                 .targets
-                .push(target);
+                .push(Arc::new(target));
+        }
+        for group in groups.values_mut() {
+            group.worst_price = group
+                .targets
+                .iter()
+                .try_fold(Prices::default(), |worst, t| {
+                    let p = t.price?;
+                    Some(Prices {
+                        input: worst.input.max(p.input),
+                        output: worst.output.max(p.output),
+                    })
+                });
+            group.max_output_tokens = group
+                .targets
+                .iter()
+                .filter_map(|t| t.max_output_tokens)
+                .min();
         }
         let created = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -112,11 +160,12 @@ impl ModelGroups {
         self.deployments
     }
 
-    /// `GET /v1/models`: the models the caller may use.
-    pub(crate) fn list(&self) -> Response {
+    /// `GET /v1/models`: the models the caller may use (the same check as inference).
+    pub(crate) fn list(&self, may_use: impl Fn(&str) -> bool) -> Response {
         let data: Vec<ModelObject<'_>> = self
             .order
             .iter()
+            .filter(|name| may_use(name))
             .filter_map(|name| self.groups.get(name))
             .map(|g| self.object(g))
             .collect();
@@ -128,9 +177,17 @@ impl ModelGroups {
         json(StatusCode::OK, Bytes::from(body))
     }
 
-    /// `GET /v1/models/{model}`: one model the caller may use, else 404 as OpenAI answers it.
-    pub(crate) fn retrieve(&self, name: &str) -> Result<Response, ApiError> {
+    /// `GET /v1/models/{model}`: one model the caller may use; 404 as OpenAI answers it for
+    /// an unknown model, 403 for one the key may not use.
+    pub(crate) fn retrieve(
+        &self,
+        name: &str,
+        may_use: impl Fn(&str) -> bool,
+    ) -> Result<Response, ApiError> {
         let group = self.resolve(name)?;
+        if !may_use(&group.name) {
+            return Err(not_allowed(&group.name));
+        }
         let body = serde_json::to_vec(&self.object(group)).unwrap_or_default();
         Ok(json(StatusCode::OK, Bytes::from(body)))
     }
@@ -142,6 +199,49 @@ impl ModelGroups {
             created: self.created,
             owned_by: group.owned_by(),
         }
+    }
+}
+
+/// A deployment's prices: `input_cost_per_token`/`output_cost_per_token` from the config win
+/// over the built-in table, which is looked up by the upstream model (and `base_model`).
+fn price_of(deployment: &Deployment) -> (Option<Prices>, Option<u64>) {
+    let table = PriceTable::builtin();
+    let known = table.get(&deployment.upstream_model).or_else(|| {
+        deployment
+            .info
+            .base_model
+            .as_deref()
+            .and_then(|m| table.get(m))
+    });
+    let input = deployment.input_cost_per_token.or(known.map(|k| k.input));
+    let output = deployment.output_cost_per_token.or(known.map(|k| k.output));
+    let price = match (input, output) {
+        (Some(input), Some(output)) => Some(Prices { input, output }),
+        // One side configured, the other unknown: an embedding model has no output price.
+        (Some(input), None) if deployment.info.mode.as_deref() == Some("embedding") => {
+            Some(Prices {
+                input,
+                output: Price::default(),
+            })
+        }
+        _ => None,
+    };
+    let max_output = deployment
+        .info
+        .max_tokens
+        .or(known.and_then(|k| k.max_output_tokens));
+    (price, max_output)
+}
+
+/// 403 for a model the caller's key may not use. Names the model, never the key.
+pub(crate) fn not_allowed(model: &str) -> ApiError {
+    let shown: String = model.chars().take(200).collect();
+    ApiError {
+        param: Some("model".into()),
+        ..ApiError::new(
+            ErrorCode::ModelNotAllowed,
+            format!("this key may not use the model `{shown}`"),
+        )
     }
 }
 

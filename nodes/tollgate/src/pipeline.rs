@@ -6,86 +6,111 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::response::Response;
+use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderValue, StatusCode};
-use tollgate_api::{ApiError, Endpoint, LlmRequest, Usage};
+use tokio::sync::oneshot;
+use tollgate_api::{ApiError, Endpoint, ErrorCode, LlmRequest};
+use tollgate_auth::Principal;
 use tollgate_config::Provider;
-use tollgate_providers::{Call, Reply, collect, upstream_error};
 
 use crate::Gateway;
+use crate::admission;
+use crate::attempt::{Attempt, Head};
 use crate::dispatch::Answer;
-use crate::models::{Group, Target};
+use crate::models::{Group, Target, not_allowed};
 use crate::outcome::Outcome;
 use crate::relay::Relay;
 use crate::respond::{APPLICATION_JSON, ATTEMPTS, DEPLOYMENT, MODEL_GROUP};
 
-/// The largest non-stream upstream response the node will hold.
-const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
-/// The most of an upstream error body that is read to find its message.
-const MAX_ERROR_BYTES: usize = 64 * 1024;
-
 pub(crate) async fn llm(
     gateway: &Gateway,
     outcome: &mut Outcome,
+    principal: &Principal,
     endpoint: Endpoint,
     body: &[u8],
 ) -> Result<Answer, ApiError> {
     // 1. Validate the fields the gateway uses; every other field is forwarded untouched.
     let request = LlmRequest::parse(endpoint, body)?;
 
-    // 2. Resolve the model group (404 model_not_found as OpenAI answers it).
+    // 2. Resolve the model group (404 model_not_found as OpenAI answers it) and check the key
+    //    may use it (403), with the same rule `GET /v1/models` lists by.
     let group = gateway.models.resolve(&request.model)?;
     outcome.set_model(group.name.clone());
+    let identity = principal.identity();
+    if let Some(identity) = identity
+        && !identity.may_use(&group.name, &gateway.access_groups)
+    {
+        return Err(not_allowed(&group.name));
+    }
 
-    // 3. Admission (budgets, rate limits, fair queue) arrives with virtual keys.
+    // 3. Admission: reserve the worst-case cost and take rate units at every entity that
+    //    applies, all or nothing (400 budget_exceeded, 429 rate_limit_exceeded).
+    let (ticket, max_tokens) = match identity {
+        Some(identity) => {
+            let plan = admission::plan(identity, group, &request, body.len())?;
+            let ticket = gateway
+                .budgets
+                .admit(plan.entities, plan.demand)
+                .await
+                .map_err(admission::refused)?;
+            (Some(ticket), plan.max_tokens)
+        }
+        None => (None, None),
+    };
 
     // 4. Route: choose a deployment of the group.
     let target = group.pick();
     let deployment = &target.upstream.deployment;
     outcome.set_deployment(deployment.provider.name(), target.id.clone());
 
-    // 5. Call it: the body rewritten for the deployment, usage forced on for streams.
-    let extra = mock_extras(deployment);
-    let call = Call {
-        endpoint,
-        body: request
-            .upstream_body(&deployment.upstream_model, &extra)
-            .into(),
-        stream: request.stream,
-        request_id: outcome.request_id().to_str().unwrap_or_default(),
-        attempt: 1,
-    };
-    let reply = target
-        .upstream
-        .send(call)
-        .await
-        .map_err(|e| e.to_api_error(&target.id))?;
+    // 5. The body for the deployment: its model name, usage forced on for streams, the
+    //    enforced output bound when admission depends on it.
+    let mut extra = mock_extras(deployment);
+    if let Some((field, bound)) = max_tokens {
+        extra.push((field, bound.to_string()));
+    }
+    let upstream_body = Bytes::from(request.upstream_body(&deployment.upstream_model, &extra));
 
-    // 6. Answer: an upstream error keeps its status; a stream is relayed; a body is passed on.
-    if !reply.status.is_success() {
-        return Err(refusal(reply, &target.id).await);
-    }
-    let headers = response_headers(group, target, &reply.headers);
-    if request.stream {
-        return Ok(Answer::Stream(Relay::new(
-            reply.body,
+    // 6. Call it in a tracked task that owns the reservation: if the client goes away, the
+    //    call still completes (a stream is drained) and is settled with its real cost.
+    let (head_tx, head_rx) = oneshot::channel();
+    let attempt = Attempt {
+        target: target.clone(),
+        model: group.name.clone(),
+        endpoint,
+        body: upstream_body,
+        stream: request.stream,
+        include_usage: request.include_usage,
+        request_id: outcome.request_id().to_str().unwrap_or_default().to_owned(),
+        ticket,
+    };
+    gateway.tasks.spawn(attempt.run(head_tx));
+    let head = head_rx.await.map_err(|_| {
+        ApiError::new(
+            ErrorCode::Internal,
+            "the upstream call ended without an answer; the details are in the node's log",
+        )
+    })??;
+
+    // 7. Answer: a stream is relayed as it arrives; a body is passed on.
+    match head {
+        Head::Stream { headers, pieces } => Ok(Answer::Stream(Relay::new(
+            pieces,
+            response_headers(group, target, &headers),
+        ))),
+        Head::Full {
             headers,
-            request.include_usage,
-            deployment.timeout,
-        )));
+            body,
+            usage,
+        } => {
+            outcome.set_usage(usage);
+            let mut response = Response::new(Body::from(body));
+            *response.status_mut() = StatusCode::OK;
+            *response.headers_mut() = response_headers(group, target, &headers);
+            Ok(Answer::Full(response))
+        }
     }
-    let bytes = collect(reply.body, MAX_RESPONSE_BYTES)
-        .await
-        .map_err(|e| e.to_api_error(&target.id))?;
-    let usage = Usage::from_response(&bytes);
-    if usage.is_none() {
-        tracing::warn!(deployment = &*target.id, "the upstream reported no usage");
-    }
-    outcome.set_usage(usage);
-    let mut response = Response::new(Body::from(bytes));
-    *response.status_mut() = StatusCode::OK;
-    *response.headers_mut() = headers;
-    Ok(Answer::Full(response))
 }
 
 /// `mock/` deployments answer with their configured `mock_response`, as in LiteLLM.
@@ -101,15 +126,7 @@ fn mock_extras(deployment: &tollgate_config::Deployment) -> Vec<(&'static str, S
     }
 }
 
-/// An upstream's non-2xx answer as the client's error.
-async fn refusal(reply: Reply, deployment: &Arc<str>) -> ApiError {
-    let body = collect(reply.body, MAX_ERROR_BYTES)
-        .await
-        .unwrap_or_default();
-    upstream_error(reply.status, &reply.headers, &body, deployment)
-}
-
-fn response_headers(group: &Group, target: &Target, upstream: &HeaderMap) -> HeaderMap {
+fn response_headers(group: &Group, target: &Arc<Target>, upstream: &HeaderMap) -> HeaderMap {
     let mut headers = HeaderMap::with_capacity(upstream.len() + 4);
     for (name, value) in upstream {
         headers.append(name.clone(), value.clone());

@@ -31,6 +31,11 @@ pub(crate) fn error_response(error: &ApiError, request_id: Option<&HeaderValue>)
     if let Some(secs) = error.retry_after_secs() {
         headers.insert(RETRY_AFTER, HeaderValue::from(secs));
     }
+    for (name, value) in &error.headers {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    }
     if let Some(id) = request_id {
         headers.insert(REQUEST_ID.clone(), id.clone());
     }

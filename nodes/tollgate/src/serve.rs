@@ -21,6 +21,7 @@ pub(crate) async fn serve(
     drain_timeout: Duration,
 ) -> anyhow::Result<()> {
     let outcomes = gateway.outcomes.clone();
+    let settling = gateway.clone();
     // Transport concerns only, outermost first:
     // 1. CatchPanicLayer: a panic in a handler becomes a 500 in OpenAI's shape, never a dropped
     //    connection or a dead worker. (The outcome point still records it, as a 500.)
@@ -58,6 +59,18 @@ pub(crate) async fn serve(
             tracing::warn!(requests = cut, ?drain_timeout, "drain timeout reached; cutting remaining requests");
         }
     }
+    // Upstream calls whose clients left are still running; let them settle, then commit.
+    settling.tasks.close();
+    if tokio::time::timeout(drain_timeout, settling.tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            tasks = settling.tasks.len(),
+            "upstream calls still running at exit; their reservations are lost with the process"
+        );
+    }
+    settling.budgets.flush().await;
     Ok(())
 }
 

@@ -54,6 +54,7 @@ async fn the_drain_is_bounded() {
     let mock = start_mock(mock_settings("tokens_per_second: 10")).await;
     let options = NodeOptions {
         drain_timeout: Duration::from_millis(300),
+        ..NodeOptions::default()
     };
     let mut node = start_node_with(NODE_YAML, Some(&mock), options).await;
     let request = client()

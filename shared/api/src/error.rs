@@ -40,6 +40,8 @@ pub enum ErrorCode {
     UpstreamRejected,
     /// The node is shutting down or otherwise cannot take the request (503).
     Unavailable,
+    /// The budget ledger cannot be read, so no spend can be admitted: fail closed (503).
+    BudgetUnavailable,
     /// A bug in the gateway; details are in the log, never in the response (500).
     Internal,
 }
@@ -59,7 +61,7 @@ impl ErrorCode {
             Self::RateLimited | Self::QueueTimeout => StatusCode::TOO_MANY_REQUESTS,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::UpstreamError => StatusCode::BAD_GATEWAY,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::BudgetUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -79,7 +81,7 @@ impl ErrorCode {
             Self::RateLimited | Self::QueueTimeout => "rate_limit_error",
             Self::UpstreamTimeout => "timeout",
             Self::UpstreamError | Self::Internal => "api_error",
-            Self::Unavailable => "service_unavailable",
+            Self::Unavailable | Self::BudgetUnavailable => "service_unavailable",
         }
     }
 
@@ -101,6 +103,7 @@ impl ErrorCode {
             Self::UpstreamError => "upstream_error",
             Self::UpstreamRejected => "upstream_rejected",
             Self::Unavailable => "service_unavailable",
+            Self::BudgetUnavailable => "budget_unavailable",
             Self::Internal => "internal_error",
         }
     }
@@ -121,6 +124,7 @@ impl ErrorCode {
             | Self::QueueTimeout
             | Self::UpstreamRejected
             | Self::Unavailable
+            | Self::BudgetUnavailable
             | Self::Internal => false,
         }
     }
@@ -144,6 +148,8 @@ pub struct ApiError {
     pub status: StatusCode,
     /// Seconds until a retry may succeed; sent as `Retry-After`.
     pub retry_after: Option<Duration>,
+    /// Further headers the response carries (OpenAI's `x-ratelimit-*` on our own 429s).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 #[derive(Serialize)]
@@ -168,6 +174,7 @@ impl ApiError {
             param: None,
             status: code.status(),
             retry_after: None,
+            headers: Vec::new(),
         }
     }
 
@@ -181,6 +188,11 @@ impl ApiError {
 
     pub fn with_status(mut self, status: StatusCode) -> Self {
         self.status = status;
+        self
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl ToString) -> Self {
+        self.headers.push((name, value.to_string()));
         self
     }
 

@@ -16,5 +16,6 @@ mod principal;
 mod route;
 
 pub use credential::{KEY_HEADERS, credential};
-pub use principal::{Authenticator, Caller, Principal, Role, authorize};
-pub use route::{Access, Matched, ROUTES, Route, RouteId, RouteTable};
+pub use principal::{Authenticator, Caller, Principal, authorize};
+pub use route::{Access, Manage, Matched, ROUTES, Route, RouteId, RouteTable};
+pub use tollgate_accounts::{Identity, Role};

@@ -1,66 +1,77 @@
+use std::sync::Arc;
+
 use http::HeaderMap;
 use secrecy::{ExposeSecret, SecretString};
+use tollgate_accounts::{Clock, Directory, Identity, Role};
 use tollgate_api::{ApiError, ErrorCode};
 
 use crate::credential::{Presented, credential};
 use crate::route::{Access, Route};
 
-/// A role, as LiteLLM names them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    ProxyAdmin,
-    InternalUser,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ProxyAdmin => "proxy_admin",
-            Self::InternalUser => "internal_user",
-        }
-    }
-}
-
 /// An authenticated caller.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum Principal {
     /// The configured `general_settings.master_key`.
     MasterKey,
     /// No master key is configured, so authentication is off (LiteLLM's behaviour); the node
     /// warns about it at startup.
     AuthDisabled,
-    /// A virtual key (issued by the management API).
-    VirtualKey { role: Role },
+    /// A virtual key (issued by the management API), with its user and team.
+    VirtualKey(Identity),
 }
 
 impl Principal {
     pub fn role(&self) -> Role {
         match self {
             Self::MasterKey | Self::AuthDisabled => Role::ProxyAdmin,
-            Self::VirtualKey { role } => *role,
+            Self::VirtualKey(identity) => identity.role(),
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.role() == Role::ProxyAdmin
+    }
+
+    /// The virtual key's identity, if the caller is one.
+    pub fn identity(&self) -> Option<&Identity> {
+        match self {
+            Self::VirtualKey(identity) => Some(identity),
+            Self::MasterKey | Self::AuthDisabled => None,
         }
     }
 }
 
 /// The outcome of looking at a request's credential.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum Caller {
     /// No key header at all.
     Anonymous,
-    /// A key header that is malformed or names no known key.
-    Invalid,
+    /// A key header that is malformed, names no known key, or a refused key; the text says
+    /// which without naming the key.
+    Invalid(&'static str),
     Authenticated(Principal),
 }
 
-/// Turns a request's headers into a [`Caller`].
+/// Turns a request's headers into a [`Caller`]: the master key, or a virtual key looked up by
+/// its hash in the [`Directory`].
 #[derive(Debug)]
 pub struct Authenticator {
     master_key: Option<SecretString>,
+    directory: Arc<Directory>,
+    clock: Arc<dyn Clock>,
 }
 
 impl Authenticator {
-    pub fn new(master_key: Option<SecretString>) -> Self {
-        Self { master_key }
+    pub fn new(
+        master_key: Option<SecretString>,
+        directory: Arc<Directory>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            master_key,
+            directory,
+            clock,
+        }
     }
 
     /// Whether keys are checked at all.
@@ -74,11 +85,16 @@ impl Authenticator {
         };
         match credential(headers) {
             Presented::None => Caller::Anonymous,
-            Presented::Malformed => Caller::Invalid,
+            Presented::Malformed => Caller::Invalid(
+                "the API key header is malformed (use `Authorization: Bearer <key>`)",
+            ),
             Presented::Key(key) if constant_time_eq(key, master.expose_secret()) => {
                 Caller::Authenticated(Principal::MasterKey)
             }
-            Presented::Key(_) => Caller::Invalid,
+            Presented::Key(key) => match self.directory.authenticate(key, self.clock.now()) {
+                Ok(identity) => Caller::Authenticated(Principal::VirtualKey(identity)),
+                Err(refusal) => Caller::Invalid(refusal.message()),
+            },
         }
     }
 }
@@ -104,11 +120,8 @@ pub fn authorize(route: &Route, caller: &Caller) -> Result<(), ApiError> {
                 "no API key: send it as `Authorization: Bearer <key>` (or `x-api-key`, `api-key`)",
             ));
         }
-        (_, Caller::Invalid) => {
-            return Err(ApiError::new(
-                ErrorCode::InvalidApiKey,
-                "the API key is not valid (unknown, malformed, expired or blocked)",
-            ));
+        (_, Caller::Invalid(why)) => {
+            return Err(ApiError::new(ErrorCode::InvalidApiKey, *why));
         }
         (_, Caller::Authenticated(principal)) => principal,
     };

@@ -12,6 +12,29 @@ pub enum RouteId {
     HealthLiveliness,
     HealthReadiness,
     Health,
+    /// A LiteLLM-compatible management route.
+    Manage(Manage),
+}
+
+/// The management operations (LiteLLM's `/key/*`, `/user/*`, `/team/*`, usage).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Manage {
+    KeyGenerate,
+    KeyUpdate,
+    KeyDelete,
+    KeyInfo,
+    KeyList,
+    UserNew,
+    UserUpdate,
+    UserDelete,
+    UserInfo,
+    TeamNew,
+    TeamUpdate,
+    TeamDelete,
+    TeamInfo,
+    TeamMemberAdd,
+    TeamMemberDelete,
+    Usage,
 }
 
 /// Who may call a route.
@@ -45,7 +68,7 @@ const fn row(method: Method, path: &'static str, id: RouteId, access: Access) ->
     }
 }
 
-use Access::{AnyKey, Public};
+use Access::{Admin, AnyKey, Public};
 use RouteId::*;
 
 /// Every route of the ingress node. A route that is not here does not exist.
@@ -94,6 +117,69 @@ pub const ROUTES: &[Route] = &[
     row(Method::GET, "/health/liveness", HealthLiveliness, Public),
     row(Method::GET, "/health/readiness", HealthReadiness, Public),
     row(Method::GET, "/health", Health, Public),
+    // Management: admin only, except what a key may read about itself (the handler checks
+    // that a non-admin key asks about itself).
+    row(
+        Method::POST,
+        "/key/generate",
+        Manage(Manage::KeyGenerate),
+        Admin,
+    ),
+    row(
+        Method::POST,
+        "/key/update",
+        Manage(Manage::KeyUpdate),
+        Admin,
+    ),
+    row(
+        Method::POST,
+        "/key/delete",
+        Manage(Manage::KeyDelete),
+        Admin,
+    ),
+    row(Method::GET, "/key/info", Manage(Manage::KeyInfo), AnyKey),
+    row(Method::GET, "/key/list", Manage(Manage::KeyList), Admin),
+    row(Method::POST, "/user/new", Manage(Manage::UserNew), Admin),
+    row(
+        Method::POST,
+        "/user/update",
+        Manage(Manage::UserUpdate),
+        Admin,
+    ),
+    row(
+        Method::POST,
+        "/user/delete",
+        Manage(Manage::UserDelete),
+        Admin,
+    ),
+    row(Method::GET, "/user/info", Manage(Manage::UserInfo), Admin),
+    row(Method::POST, "/team/new", Manage(Manage::TeamNew), Admin),
+    row(
+        Method::POST,
+        "/team/update",
+        Manage(Manage::TeamUpdate),
+        Admin,
+    ),
+    row(
+        Method::POST,
+        "/team/delete",
+        Manage(Manage::TeamDelete),
+        Admin,
+    ),
+    row(Method::GET, "/team/info", Manage(Manage::TeamInfo), Admin),
+    row(
+        Method::POST,
+        "/team/member_add",
+        Manage(Manage::TeamMemberAdd),
+        Admin,
+    ),
+    row(
+        Method::POST,
+        "/team/member_delete",
+        Manage(Manage::TeamMemberDelete),
+        Admin,
+    ),
+    row(Method::GET, "/usage", Manage(Manage::Usage), AnyKey),
 ];
 
 /// A request matched to its row, with the path parameters it carried.

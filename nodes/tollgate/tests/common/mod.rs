@@ -96,7 +96,7 @@ pub async fn start_node_with(yaml: &str, mock: Option<&Running>, options: NodeOp
     };
     let env = MapEnv::new([("UPSTREAM_KEY", UPSTREAM_KEY)]);
     let loaded = load_str(&yaml, "test.yaml", &env).unwrap();
-    let node = Node::new(loaded.config, options).unwrap();
+    let node = Node::new(loaded.config, options).await.unwrap();
     let outcomes = node.outcomes();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

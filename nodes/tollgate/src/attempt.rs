@@ -1,0 +1,220 @@
+//! One upstream attempt, run as a tracked task detached from the client's connection. It owns
+//! the request's reservation ([`Ticket`]) and always settles it: with the cost the upstream
+//! reported, at zero when the upstream refused the request, released when the upstream was
+//! never reached, and at the full reservation when the cost is unknown (a timeout, a cut
+//! stream, a response without usage). A stream whose client left is drained to its end (every
+//! current provider bills tokens already generated, so the usage at the end is the only true
+//! cost); the idle timeout bounds how long that takes.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use http::HeaderMap;
+use tokio::sync::{mpsc, oneshot};
+use tollgate_api::{ApiError, Endpoint, Usage};
+use tollgate_budget::Ticket;
+use tollgate_providers::sse::UsageFilter;
+use tollgate_providers::{Call, ProviderError, Reply, collect, upstream_error};
+
+use crate::models::Target;
+
+/// The largest non-stream upstream response the node will hold.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+/// The most of an upstream error body that is read to find its message.
+const MAX_ERROR_BYTES: usize = 64 * 1024;
+/// Stream pieces buffered between the upstream and a slow client.
+const STREAM_BUFFER: usize = 16;
+
+pub(crate) struct Attempt {
+    pub(crate) target: Arc<Target>,
+    pub(crate) model: Arc<str>,
+    pub(crate) endpoint: Endpoint,
+    pub(crate) body: Bytes,
+    pub(crate) stream: bool,
+    pub(crate) include_usage: bool,
+    pub(crate) request_id: String,
+    pub(crate) ticket: Option<Ticket>,
+}
+
+/// The start of a successful answer.
+pub(crate) enum Head {
+    Full {
+        headers: HeaderMap,
+        body: Bytes,
+        usage: Option<Usage>,
+    },
+    Stream {
+        headers: HeaderMap,
+        pieces: mpsc::Receiver<Piece>,
+    },
+}
+
+/// What the relay receives of a stream.
+pub(crate) enum Piece {
+    Data(Bytes),
+    /// The stream ended: cleanly, or with the failure that cut it.
+    End {
+        usage: Option<Usage>,
+        failure: Option<ApiError>,
+    },
+}
+
+/// How a finished attempt is settled.
+enum Cost {
+    Known(Usage),
+    /// The upstream refused the request; providers do not bill refusals.
+    Refused,
+    /// The upstream was never reached.
+    NotSent,
+    /// The outcome is unknown: presumed to have cost the full reservation.
+    Unknown,
+}
+
+impl Attempt {
+    pub(crate) async fn run(mut self, head: oneshot::Sender<Result<Head, ApiError>>) {
+        let id = self.target.id.clone();
+        let call = Call {
+            endpoint: self.endpoint,
+            body: self.body.clone(),
+            stream: self.stream,
+            request_id: &self.request_id,
+            attempt: 1,
+        };
+        let reply = match self.target.upstream.send(call).await {
+            Ok(reply) => reply,
+            Err(e) => {
+                let cost = match e {
+                    ProviderError::Connect => Cost::NotSent,
+                    _ => Cost::Unknown,
+                };
+                self.settle(cost);
+                let _ = head.send(Err(e.to_api_error(&id)));
+                return;
+            }
+        };
+        if !reply.status.is_success() {
+            let error = refusal(reply, &id).await;
+            self.settle(Cost::Refused);
+            let _ = head.send(Err(error));
+            return;
+        }
+        if self.stream {
+            self.relay(reply, head).await;
+            return;
+        }
+        match collect(reply.body, MAX_RESPONSE_BYTES).await {
+            Ok(body) => {
+                let usage = Usage::from_response(&body);
+                self.settle(usage.map_or(Cost::Unknown, Cost::Known));
+                let _ = head.send(Ok(Head::Full {
+                    headers: reply.headers,
+                    body,
+                    usage,
+                }));
+            }
+            Err(e) => {
+                self.settle(Cost::Unknown);
+                let _ = head.send(Err(e.to_api_error(&id)));
+            }
+        }
+    }
+
+    /// Relays a stream through the usage filter into a bounded channel. If the client is gone
+    /// the stream is still read to its end, for its usage.
+    async fn relay(mut self, reply: Reply, head: oneshot::Sender<Result<Head, ApiError>>) {
+        let (tx, pieces) = mpsc::channel(STREAM_BUFFER);
+        let mut client = head
+            .send(Ok(Head::Stream {
+                headers: reply.headers,
+                pieces,
+            }))
+            .is_ok()
+            .then_some(tx);
+        let idle = self.target.upstream.deployment.timeout;
+        let mut filter = UsageFilter::new(self.include_usage);
+        let mut upstream = reply.body;
+        let failure = loop {
+            let next = tokio::time::timeout(idle, upstream.next()).await;
+            let out = match next {
+                Ok(Some(Ok(chunk))) => match filter.push(chunk) {
+                    Ok(out) => out,
+                    Err(e) => break Some(e),
+                },
+                Ok(Some(Err(e))) => break Some(e),
+                Ok(None) => {
+                    let tail = filter.finish();
+                    if !tail.is_empty() {
+                        send(&mut client, Piece::Data(tail)).await;
+                    }
+                    break None;
+                }
+                Err(_) => break Some(ProviderError::IdleTimeout(idle)),
+            };
+            if !out.is_empty() {
+                send(&mut client, Piece::Data(out)).await;
+            }
+        };
+        let usage = filter.usage();
+        self.settle(usage.map_or(Cost::Unknown, Cost::Known));
+        let failure = failure.map(|e| e.to_api_error(&self.target.id));
+        send(&mut client, Piece::End { usage, failure }).await;
+    }
+
+    fn settle(&mut self, cost: Cost) {
+        let Some(ticket) = self.ticket.take() else {
+            return;
+        };
+        let model = self.model.clone();
+        let usage = match cost {
+            Cost::NotSent => return ticket.release(),
+            Cost::Refused => tollgate_budget::Usage {
+                model,
+                input_tokens: 0,
+                output_tokens: 0,
+                cost: 0,
+            },
+            Cost::Known(usage) => {
+                let price = self.target.price.unwrap_or_default();
+                tollgate_budget::Usage {
+                    model,
+                    input_tokens: usage.input_tokens,
+                    output_tokens: usage.output_tokens,
+                    cost: price.cost(usage.input_tokens, usage.output_tokens),
+                }
+            }
+            Cost::Unknown => {
+                let reserved = ticket.demand();
+                tracing::warn!(
+                    deployment = &*self.target.id,
+                    nano_usd = reserved.cost,
+                    "the upstream's usage is unknown; settling at the full reservation"
+                );
+                tollgate_budget::Usage {
+                    model,
+                    input_tokens: 0,
+                    output_tokens: 0,
+                    cost: reserved.cost,
+                }
+            }
+        };
+        ticket.settle(usage);
+    }
+}
+
+/// Sends to the client's relay; once the client is gone, stops trying.
+async fn send(client: &mut Option<mpsc::Sender<Piece>>, piece: Piece) {
+    if let Some(tx) = client
+        && tx.send(piece).await.is_err()
+    {
+        *client = None;
+    }
+}
+
+/// An upstream's non-2xx answer as the client's error.
+async fn refusal(reply: Reply, deployment: &Arc<str>) -> ApiError {
+    let body = collect(reply.body, MAX_ERROR_BYTES)
+        .await
+        .unwrap_or_default();
+    upstream_error(reply.status, &reply.headers, &body, deployment)
+}
