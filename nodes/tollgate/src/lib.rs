@@ -14,11 +14,13 @@
 //! - `models`: model groups, deployment choice, `/v1/models` and `/v1/models/{model}`.
 //! - `respond`: building responses and error responses (OpenAI shape, headers).
 //! - `health`: `/health`, `/health/liveliness`, `/health/readiness`.
+//! - `passthrough`: config-defined pass-through endpoints: forward as-is, stream back.
 
 mod dispatch;
 mod health;
 mod models;
 mod outcome;
+mod passthrough;
 mod pipeline;
 mod relay;
 mod respond;
@@ -33,6 +35,7 @@ use tollgate_config::Config;
 use tollgate_providers::Upstreams;
 
 pub use outcome::{OutcomeKey, Outcomes};
+pub use passthrough::check_routes;
 
 /// How long in-flight requests may take to finish after a shutdown signal.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -59,6 +62,7 @@ pub(crate) struct Gateway {
     pub(crate) models: models::ModelGroups,
     pub(crate) outcomes: Arc<Outcomes>,
     pub(crate) max_request_bytes: usize,
+    pub(crate) pass_through: passthrough::PassThroughs,
 }
 
 /// A configured node, ready to serve.
@@ -73,12 +77,18 @@ impl Node {
     pub fn new(config: Config, options: NodeOptions) -> anyhow::Result<Node> {
         let upstreams = Upstreams::new(&config.router)?;
         let models = models::ModelGroups::new(&upstreams, config.deployments)?;
+        let (routes, pass_through) = passthrough::prepare(
+            &config.general.pass_through_endpoints,
+            upstreams.client(),
+            config.router.timeout,
+        )?;
         let gateway = Gateway {
-            routes: RouteTable::default(),
+            routes,
             auth: Authenticator::new(config.general.master_key),
             models,
             outcomes: Arc::new(Outcomes::default()),
             max_request_bytes: config.general.max_request_bytes,
+            pass_through,
         };
         if !gateway.auth.enabled() {
             tracing::warn!(
