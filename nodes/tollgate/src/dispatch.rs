@@ -12,17 +12,19 @@ use http::header::CONTENT_LENGTH;
 use http::request::Parts;
 use http_body_util::{BodyExt, Limited};
 use tollgate_api::{ApiError, ErrorCode};
-use tollgate_auth::{Access, Caller, Principal, RouteId, authorize};
+use tollgate_auth::{Caller, Principal, RouteId, authorize};
 
 use crate::outcome::Outcome;
 use crate::relay::Relay;
-use crate::respond::{REQUEST_ID, error_response};
-use crate::{Gateway, health, manage, pipeline};
+use crate::respond::{REQUEST_ID, error_response, request_too_large};
+use crate::{Gateway, health, manage, passthrough, pipeline};
 
 /// What a handler produced: a whole response, or a stream whose end the outcome waits for.
 pub(crate) enum Answer {
     Full(Response),
     Stream(Relay),
+    /// A pass-through endpoint's upstream response, its body still to be streamed.
+    PassThrough(passthrough::Piped),
 }
 
 /// The single axum handler of the node.
@@ -40,7 +42,7 @@ async fn handle(
     body: Body,
 ) -> Result<Answer, ApiError> {
     let matched = gateway.routes.lookup(&parts.method, parts.uri.path())?;
-    outcome.set_route(matched.route.path, matched.route.access != Access::Public);
+    outcome.set_route(matched.route.label(), matched.route.counted());
     let caller = gateway.auth.authenticate(&parts.headers);
     authorize(&matched.route, &caller)?;
     // Past `authorize`, every non-public route has an authenticated principal.
@@ -71,6 +73,7 @@ async fn handle(
         id @ (RouteId::Health | RouteId::HealthLiveliness | RouteId::HealthReadiness) => {
             Ok(Answer::Full(health::health(gateway, id)))
         }
+        RouteId::PassThrough(index) => passthrough::forward(gateway, index, parts, body).await,
     }
 }
 
@@ -85,6 +88,7 @@ fn finish(outcome: Outcome, result: Result<Answer, ApiError>) -> Response {
             response
         }
         Ok(Answer::Stream(relay)) => relay.into_response(outcome),
+        Ok(Answer::PassThrough(piped)) => piped.into_response(outcome),
         Err(error) => {
             let response = error_response(&error, Some(outcome.request_id()));
             outcome.finish(error.status, Some(&error));
@@ -96,16 +100,7 @@ fn finish(outcome: Outcome, result: Result<Answer, ApiError>) -> Response {
 /// Reads the whole body, refusing more than `limit` bytes: at once when `Content-Length` says
 /// so, else as soon as the limit is crossed (chunked bodies are never read whole first).
 async fn read_body(parts: &Parts, body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    let too_large = || {
-        ApiError::new(
-            ErrorCode::RequestTooLarge,
-            format!(
-                "the request body is larger than the limit of {} bytes \
-                 (general_settings.max_request_size_mb)",
-                limit
-            ),
-        )
-    };
+    let too_large = || request_too_large(limit);
     let declared = parts
         .headers
         .get(CONTENT_LENGTH)

@@ -16,6 +16,7 @@
 //! - `health`: `/health`, `/health/liveliness`, `/health/readiness`.
 //! - `admission`: a request's worst-case cost and the budgets/limits it must fit.
 //! - `manage`: the management service (keys, users, teams, usage) and its HTTP face.
+//! - `passthrough`: config-defined pass-through endpoints: forward as-is, stream back.
 
 mod admission;
 mod attempt;
@@ -24,6 +25,7 @@ mod health;
 mod manage;
 mod models;
 mod outcome;
+mod passthrough;
 mod pipeline;
 mod relay;
 mod respond;
@@ -43,6 +45,7 @@ use tollgate_providers::Upstreams;
 use tollgate_store::{MemoryStore, RedbStore, Store};
 
 pub use outcome::{OutcomeKey, Outcomes};
+pub use passthrough::check_routes;
 
 /// How long in-flight requests may take to finish after a shutdown signal.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -83,6 +86,7 @@ pub(crate) struct Gateway {
     /// Upstream calls run here, detached from the client's connection, so a request whose
     /// client went away is still settled; shutdown waits for them.
     pub(crate) tasks: TaskTracker,
+    pub(crate) pass_through: passthrough::PassThroughs,
 }
 
 /// A configured node, ready to serve.
@@ -126,8 +130,13 @@ impl Node {
         .await?;
         let upstreams = Upstreams::new(&config.router)?;
         let models = models::ModelGroups::new(&upstreams, config.deployments)?;
+        let (routes, pass_through) = passthrough::prepare(
+            &config.general.pass_through_endpoints,
+            upstreams.client(),
+            config.router.timeout,
+        )?;
         let gateway = Gateway {
-            routes: RouteTable::default(),
+            routes,
             auth: Authenticator::new(
                 config.general.master_key,
                 directory.clone(),
@@ -140,6 +149,7 @@ impl Node {
             manage: manage::Service::new(directory, store, budgets.clone(), options.clock.clone()),
             budgets,
             tasks: TaskTracker::new(),
+            pass_through,
         };
         if !gateway.auth.enabled() {
             tracing::warn!(

@@ -150,6 +150,10 @@ fn check(path: &std::path::Path) -> ExitCode {
             for w in &loaded.warnings {
                 eprintln!("warning: {}: {w}", path.display());
             }
+            if let Err(e) = tollgate::check_routes(&loaded.config) {
+                eprintln!("error: {}: {e}", path.display());
+                return ExitCode::from(EXIT_CONFIG);
+            }
             let groups: std::collections::BTreeSet<&str> = loaded
                 .config
                 .deployments

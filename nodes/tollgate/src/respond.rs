@@ -6,7 +6,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use http::StatusCode;
 use http::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
-use tollgate_api::ApiError;
+use tollgate_api::{ApiError, ErrorCode};
 
 pub(crate) static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub(crate) static MODEL_GROUP: HeaderName = HeaderName::from_static("x-tollgate-model-group");
@@ -40,4 +40,15 @@ pub(crate) fn error_response(error: &ApiError, request_id: Option<&HeaderValue>)
         headers.insert(REQUEST_ID.clone(), id.clone());
     }
     response
+}
+
+/// 413 for a body over `general_settings.max_request_size_mb` (`limit` bytes).
+pub(crate) fn request_too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        ErrorCode::RequestTooLarge,
+        format!(
+            "the request body is larger than the limit of {limit} bytes \
+             (general_settings.max_request_size_mb)"
+        ),
+    )
 }

@@ -10,12 +10,16 @@
 //! - `route`: the table ([`ROUTES`]), [`RouteId`], [`Access`] and the matcher [`RouteTable`].
 //! - `credential`: reading a key from any of the accepted headers.
 //! - `principal`: [`Authenticator`] (credential → [`Caller`]) and [`authorize`] (caller × access).
+//! - `passthrough`: the rows of config-defined pass-through endpoints, joined to the table at
+//!   startup with [`RouteTable::with_extra`].
 
 mod credential;
+mod passthrough;
 mod principal;
 mod route;
 
 pub use credential::{KEY_HEADERS, credential};
+pub use passthrough::{PASS_THROUGH_METHODS, pass_through_routes};
 pub use principal::{Authenticator, Caller, Principal, authorize};
-pub use route::{Access, Manage, Matched, ROUTES, Route, RouteId, RouteTable};
+pub use route::{Access, Manage, Matched, ROUTES, Route, RouteConflict, RouteId, RouteTable};
 pub use tollgate_accounts::{Identity, Role};

@@ -1,7 +1,7 @@
-use std::collections::HashMap;
-
 use http::Method;
 use tollgate_api::{ApiError, Endpoint, ErrorCode};
+
+use crate::passthrough::SUBPATH;
 
 /// What a matched route does; the node dispatches on this.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -12,6 +12,9 @@ pub enum RouteId {
     HealthLiveliness,
     HealthReadiness,
     Health,
+    /// A config-defined pass-through endpoint: its index in
+    /// `general_settings.pass_through_endpoints`.
+    PassThrough(u16),
     /// A LiteLLM-compatible management route.
     Manage(Manage),
 }
@@ -57,6 +60,33 @@ pub struct Route {
     pub path: &'static str,
     pub id: RouteId,
     pub access: Access,
+}
+
+impl Route {
+    /// The `route` label of metrics and logs: the pattern, except that a pass-through's
+    /// subpath row is labelled with the configured path, like its exact row.
+    pub fn label(&self) -> &'static str {
+        match self.id {
+            RouteId::PassThrough(_) => self.path.strip_suffix(SUBPATH).unwrap_or(self.path),
+            _ => self.path,
+        }
+    }
+
+    /// Whether requests to this route are API traffic that metrics count: everything but the
+    /// public probes (a public pass-through endpoint is API traffic).
+    pub fn counted(&self) -> bool {
+        self.access != Access::Public || matches!(self.id, RouteId::PassThrough(_))
+    }
+}
+
+/// A runtime row ([`RouteTable::with_extra`]) that cannot join the table.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{path}: {reason}")]
+pub struct RouteConflict {
+    /// The refused row's id (for a pass-through, which config entry it came from).
+    pub id: RouteId,
+    pub path: &'static str,
+    pub reason: String,
 }
 
 const fn row(method: Method, path: &'static str, id: RouteId, access: Access) -> Route {
@@ -198,22 +228,80 @@ pub struct RouteTable {
 
 impl RouteTable {
     pub fn new(routes: &[Route]) -> Self {
-        let mut by_pattern: HashMap<&'static str, Vec<Route>> = HashMap::new();
+        // The table is a constant checked by tests; a bad pattern is a programming error.
+        #[expect(clippy::expect_used, reason = "static table, covered by tests")]
+        Self::build(routes).expect("route patterns in ROUTES are valid and distinct")
+    }
+
+    /// `base` plus rows only known at runtime (pass-through endpoints from the config). An
+    /// extra row is refused when a base route already serves its path, when its subpath
+    /// (`prefix/{*rest}`) would cover a base route, or when an earlier extra row has the same
+    /// method and pattern. Extra patterns are literal paths or `literal/{*name}`.
+    pub fn with_extra(base: &[Route], extra: Vec<Route>) -> Result<Self, RouteConflict> {
+        let built_in = Self::new(base);
+        for (i, route) in extra.iter().enumerate() {
+            let conflict = |reason: String| RouteConflict {
+                id: route.id,
+                path: route.path,
+                reason,
+            };
+            if let Some(existing) = built_in.covered(base, route.path) {
+                return Err(conflict(format!(
+                    "`{}` would shadow the built-in route `{existing}`",
+                    route.label()
+                )));
+            }
+            if let Some(earlier) = extra[..i]
+                .iter()
+                .find(|e| e.path == route.path && e.method == route.method && e.id != route.id)
+            {
+                return Err(conflict(format!(
+                    "`{}` is already served by {:?}",
+                    route.label(),
+                    earlier.id
+                )));
+            }
+        }
+        let mut all = base.to_vec();
+        all.extend(extra);
+        Self::build(&all).map_err(|(route, e)| RouteConflict {
+            id: route.id,
+            path: route.path,
+            reason: format!("`{}` does not fit the route table: {e}", route.label()),
+        })
+    }
+
+    /// The base route that serves `pattern` (or, for `prefix/{*rest}`, anything under
+    /// `prefix/`).
+    fn covered(&self, base: &[Route], pattern: &str) -> Option<&'static str> {
+        let (literal, catch_all) = match pattern.find("/{*") {
+            Some(at) => (&pattern[..at], true),
+            None => (pattern, false),
+        };
+        if let Ok(found) = self.paths.at(literal) {
+            return found.value.first().map(|r| r.path);
+        }
+        let prefix = format!("{literal}/");
+        catch_all
+            .then(|| base.iter().find(|r| r.path.starts_with(&prefix)))
+            .flatten()
+            .map(|r| r.path)
+    }
+
+    fn build(routes: &[Route]) -> Result<Self, (Route, matchit::InsertError)> {
+        let mut by_pattern: Vec<(&'static str, Vec<Route>)> = Vec::new();
         for route in routes {
-            by_pattern
-                .entry(route.path)
-                .or_default()
-                .push(route.clone());
+            match by_pattern.iter_mut().find(|(p, _)| *p == route.path) {
+                Some((_, rows)) => rows.push(route.clone()),
+                None => by_pattern.push((route.path, vec![route.clone()])),
+            }
         }
         let mut paths = matchit::Router::new();
         for (pattern, rows) in by_pattern {
-            // The table is a constant checked by tests; a bad pattern is a programming error.
-            #[expect(clippy::expect_used, reason = "static table, covered by tests")]
-            paths
-                .insert(pattern, rows)
-                .expect("route patterns in ROUTES are valid and distinct");
+            let first = rows[0].clone();
+            paths.insert(pattern, rows).map_err(|e| (first, e))?;
         }
-        Self { paths }
+        Ok(Self { paths })
     }
 
     /// The row for `method` and `path`: 404 when no row has the path, 405 when none has the

@@ -11,10 +11,12 @@
 //! - `tree`: the walker over the value tree that records problems and warnings with paths.
 //! - `model`: `model_list` → [`Deployment`]s, providers and their defaults.
 //! - `settings`: `router_settings`, `litellm_settings`, `general_settings` and our sections.
+//! - `passthrough`: `general_settings.pass_through_endpoints` → [`PassThrough`]s.
 //! - `price`: per-token prices as integers (nano-USD per million tokens).
 
 mod env;
 mod model;
+mod passthrough;
 mod price;
 mod settings;
 mod tree;
@@ -24,6 +26,7 @@ use std::path::Path;
 
 pub use env::{Env, MapEnv, ProcessEnv};
 pub use model::{Deployment, ModelInfo, Provider};
+pub use passthrough::PassThrough;
 pub use price::Price;
 pub use secrecy::{ExposeSecret, SecretString};
 pub use settings::{GeneralSettings, RouterSettings, RoutingStrategy};

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::Config;
 use crate::model::build_model_list;
+use crate::passthrough::{self, PassThrough};
 use crate::tree::{Object, Walker, child};
 
 /// Default bound on one upstream attempt (LiteLLM's `request_timeout` default is 6000 s, far
@@ -61,6 +62,8 @@ pub struct GeneralSettings {
     pub master_key: Option<SecretString>,
     /// Bodies larger than this are refused with 413 before they are read whole.
     pub max_request_bytes: usize,
+    /// `pass_through_endpoints`, in file order (a route's index is its position here).
+    pub pass_through_endpoints: Vec<PassThrough>,
 }
 
 const TOP_LEVEL: &[&str] = &[
@@ -98,7 +101,12 @@ const LITELLM_KEYS: &[&str] = &[
     "content_policy_fallbacks",
 ];
 
-const GENERAL_KEYS: &[&str] = &["master_key", "max_request_size_mb", "database_url"];
+const GENERAL_KEYS: &[&str] = &[
+    "master_key",
+    "max_request_size_mb",
+    "database_url",
+    "pass_through_endpoints",
+];
 
 /// Keys that later Tollgate versions act on; today they are accepted, checked for type where it
 /// matters, and reported as not yet enforced so nobody believes they are.
@@ -235,5 +243,6 @@ fn general_settings(w: &mut Walker<'_>, map: &Object) -> GeneralSettings {
     GeneralSettings {
         master_key,
         max_request_bytes: (mb.clamp(0.0, 4096.0) * 1024.0 * 1024.0) as usize,
+        pass_through_endpoints: passthrough::build(w, map, G),
     }
 }

@@ -216,3 +216,158 @@ fn short_words_stay_strings() {
     assert_eq!(loaded.config.deployments[0].model_name, "n");
     assert_eq!(loaded.config.deployments[0].upstream_model, "yes");
 }
+
+fn load_with(yaml: &str, vars: MapEnv) -> Result<Loaded, ConfigError> {
+    load_str(yaml, "test.yaml", &vars)
+}
+
+#[test]
+fn pass_through_endpoints_load_with_defaults_and_resolved_headers() {
+    let loaded = load_with(
+        r#"
+general_settings:
+  pass_through_endpoints:
+    - path: /v1/rerank
+      target: https://api.cohere.com/v1/rerank
+      headers:
+        Authorization: "bearer os.environ/COHERE_KEY"
+        x-both: "os.environ/A-os.environ/B"
+        content-type: application/json
+        x-version: 2
+      forward_headers: true
+      auth: true
+      include_subpath: true
+      cost_per_request: 0.01
+    - path: /vendor/infer
+      target: os.environ/VENDOR_URL
+"#,
+        MapEnv::new([
+            ("COHERE_KEY", "co-secret-1"),
+            ("A", "aa"),
+            ("B", "bb"),
+            ("VENDOR_URL", "http://127.0.0.1:9/infer?x=1"),
+        ]),
+    )
+    .unwrap();
+    let endpoints = &loaded.config.general.pass_through_endpoints;
+    assert_eq!(endpoints.len(), 2);
+    let rerank = &endpoints[0];
+    assert_eq!(rerank.path, "/v1/rerank");
+    assert_eq!(rerank.target, "https://api.cohere.com/v1/rerank");
+    assert!(rerank.include_subpath && rerank.auth && rerank.forward_headers);
+    let headers: Vec<(&str, &str)> = rerank
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.expose_secret()))
+        .collect();
+    assert_eq!(
+        headers,
+        [
+            ("authorization", "bearer co-secret-1"),
+            ("content-type", "application/json"),
+            ("x-both", "aa-bb"),
+            ("x-version", "2"),
+        ]
+    );
+    let vendor = &endpoints[1];
+    assert_eq!(vendor.target, "http://127.0.0.1:9/infer?x=1");
+    assert!(!vendor.include_subpath && !vendor.auth && !vendor.forward_headers);
+    assert!(vendor.headers.is_empty());
+    let paths: Vec<&str> = loaded.warnings.iter().map(|w| w.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["general_settings.pass_through_endpoints[0].cost_per_request"]
+    );
+}
+
+#[test]
+fn pass_through_problems_are_reported_with_their_paths() {
+    let err = load(
+        r#"
+general_settings:
+  pass_through_endpoints:
+    - { path: v1/no-slash, target: "https://x.example" }
+    - { path: /ok, target: "custom_callbacks.anthropic_adapter" }
+    - { path: "/v1/{model}", target: "ftp://x.example/a" }
+    - { path: /trailing/, target: "https://x.example", headers: { "bad header": v } }
+    - { path: /h, target: "https://x.example", headers: { x-key: "Bearer os.environ/NOPE_KEY", x-nl: "a\nb", x-empty: "Bearer os.environ/", host: x, content-length: 1 } }
+    - { target: "https://x.example" }
+    - { path: /, target: "https://x.example", auth: maybe }
+    - { path: /ok, target: "https://x.example", include_subpath: true }
+    - { path: /ok/below, target: "https://x.example" }
+    - { path: "/a b", target: "https:///nohost" }
+    - 7
+    - { path: /ok, target: "https://y.example" }
+"#,
+    )
+    .unwrap_err();
+    let got: Vec<String> = err.problems.iter().map(ToString::to_string).collect();
+    let p = "general_settings.pass_through_endpoints";
+    let expect = [
+        format!("{p}[0].path: `v1/no-slash` must start with `/`"),
+        format!("{p}[1].target: expected an http(s) URL"),
+        format!("{p}[2].path: `/v1/{{model}}` must not contain"),
+        format!("{p}[2].target: expected an http(s) URL"),
+        format!("{p}[3].path: `/trailing/` must not end with `/`"),
+        format!("{p}[3].headers.bad header: not a valid HTTP header name"),
+        format!("{p}[4].headers.x-key: environment variable NOPE_KEY is not set"),
+        format!("{p}[4].headers.x-nl: not a valid HTTP header value"),
+        format!("{p}[4].headers.x-empty: `os.environ/` must be followed by a variable name"),
+        format!("{p}[4].headers.host: set by the gateway itself"),
+        format!("{p}[4].headers.content-length: set by the gateway itself"),
+        format!("{p}[5].path: required"),
+        format!("{p}[6].path: must name a path below `/`"),
+        format!("{p}[6].auth: expected true or false"),
+        format!("{p}[8].path: `/ok/below` lies under {p}[7]"),
+        format!("{p}[9].path: `/a b` is not a valid URL path"),
+        format!("{p}[9].target: expected an http(s) URL"),
+        format!("{p}[10]: expected a mapping"),
+        format!("{p}[11].path: `/ok` is also the path of {p}[7]"),
+    ];
+    for e in &expect {
+        assert!(
+            got.iter().any(|g| g.starts_with(e.as_str())),
+            "missing `{e}` in {got:#?}"
+        );
+    }
+    assert_eq!(got.len(), expect.len(), "{got:#?}");
+}
+
+#[test]
+fn pass_through_header_values_and_target_credentials_never_print() {
+    let loaded = load_with(
+        r#"
+general_settings:
+  pass_through_endpoints:
+    - path: /vendor
+      target: "https://user:url-password-1@vendor.example/infer?key=url-secret-2"
+      headers: { authorization: "Bearer os.environ/VENDOR_KEY", x-literal: literal-secret-3 }
+"#,
+        MapEnv::new([("VENDOR_KEY", "env-secret-4")]),
+    )
+    .unwrap();
+    let debug = format!("{:?}", loaded.config);
+    for secret in [
+        "url-password-1",
+        "url-secret-2",
+        "literal-secret-3",
+        "env-secret-4",
+    ] {
+        assert!(!debug.contains(secret), "{secret} in {debug}");
+    }
+    assert!(debug.contains("https://vendor.example/infer"), "{debug}");
+    assert!(debug.contains("authorization"), "{debug}");
+
+    let err = load_with(
+        r#"
+general_settings:
+  pass_through_endpoints:
+    - { path: /v, target: "https://x.example", headers: { x-k: "os.environ/BAD_VALUE" } }
+"#,
+        MapEnv::new([("BAD_VALUE", "bad-secret-5\r\n")]),
+    )
+    .unwrap_err();
+    let text = format!("{:?}", err.problems);
+    assert!(text.contains("not a valid HTTP header value"), "{text}");
+    assert!(!text.contains("bad-secret-5"), "{text}");
+}

@@ -257,6 +257,38 @@ impl<'a> Walker<'a> {
         value
     }
 
+    /// Resolves every `os.environ/NAME` inside `raw` (LiteLLM's `"Bearer os.environ/KEY"`);
+    /// `NAME` is the longest run of letters, digits and `_` after the prefix. Each missing
+    /// variable is one problem; the resolved text is never part of a message.
+    pub(crate) fn interpolate_env(&mut self, raw: &str, path: &str) -> Option<String> {
+        let mut out = String::with_capacity(raw.len());
+        let mut rest = raw;
+        let mut complete = true;
+        while let Some(at) = rest.find(ENV_PREFIX) {
+            out.push_str(&rest[..at]);
+            let after = &rest[at + ENV_PREFIX.len()..];
+            let len = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            let name = &after[..len];
+            if name.is_empty() {
+                self.problem(
+                    path,
+                    format!("`{ENV_PREFIX}` must be followed by a variable name"),
+                );
+                complete = false;
+            } else if let Some(value) = self.lookup_env(name) {
+                out.push_str(&value);
+            } else {
+                self.problem(path, format!("environment variable {name} is not set"));
+                complete = false;
+            }
+            rest = &after[len..];
+        }
+        out.push_str(rest);
+        complete.then_some(out)
+    }
+
     pub(crate) fn lookup_env(&self, name: &str) -> Option<String> {
         self.overlay
             .get(name)

@@ -24,7 +24,7 @@ pub enum ProviderError {
 
 impl ProviderError {
     /// Classifies a reqwest error without keeping its text, which can contain the URL.
-    pub(crate) fn from_reqwest(e: &reqwest::Error, timeout: Duration) -> Self {
+    pub fn from_reqwest(e: &reqwest::Error, timeout: Duration) -> Self {
         if e.is_timeout() {
             Self::Timeout(timeout)
         } else if e.is_connect() {

@@ -72,6 +72,12 @@ impl Upstreams {
         })
     }
 
+    /// The shared, pooled HTTP client (connect timeout from `router_settings`, no redirects),
+    /// for callers that forward requests themselves (pass-through endpoints).
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
     /// Prepares the deployment's URLs and credentials once, so a call only builds headers.
     pub fn prepare(&self, deployment: Arc<Deployment>) -> Result<Upstream, ProviderError> {
         let kind = match deployment.provider {
