@@ -70,7 +70,7 @@ pub(crate) async fn serve(
             "upstream calls still running at exit; their reservations are lost with the process"
         );
     }
-    settling.budgets.flush().await;
+    settling.budgets.shutdown().await;
     Ok(())
 }
 

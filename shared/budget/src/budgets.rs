@@ -311,6 +311,25 @@ impl Budgets {
     }
 }
 
+impl Budgets {
+    /// Commits everything, stops every actor and the writer, and releases the store. Called
+    /// once, when the node stops; admissions after it fail closed.
+    pub async fn shutdown(&self) {
+        self.flush().await;
+        for actor in self.inner.registry.all() {
+            let _ = actor
+                .stop_and_wait(Some("shutdown".to_owned()), Some(CALL_TIMEOUT))
+                .await;
+        }
+        self.inner.registry.lock().clear();
+        self.inner.supervisor.stop(Some("shutdown".to_owned()));
+        let (done, wait) = oneshot::channel();
+        if self.inner.writer.send(Command::Stop(done)).is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
 /// Holds a request's reservations at every entity until it is settled or released. Dropping
 /// it unsettled settles at the full reservation: an unknown outcome is presumed spent. (While
 /// admission is still under way, a drop — the client went away — releases instead: no

@@ -10,6 +10,8 @@ pub(crate) enum Command {
     Settled(Settled),
     /// Commit what has arrived so far, then answer.
     Flush(oneshot::Sender<()>),
+    /// Commit, release the store and stop, then answer.
+    Stop(oneshot::Sender<()>),
 }
 
 /// Runs until every sender is gone, committing at most `window` after a settlement arrived.
@@ -31,6 +33,7 @@ pub(crate) async fn run(
             None
         };
         let mut waiters = Vec::new();
+        let mut stopped = None;
         let mut closed = false;
         let deadline = tokio::time::Instant::now() + window;
         let mut next = first;
@@ -39,6 +42,10 @@ pub(crate) async fn run(
                 Some(Command::Settled(s)) => pending.settled.push(s),
                 Some(Command::Flush(done)) => {
                     waiters.push(done);
+                    break;
+                }
+                Some(Command::Stop(done)) => {
+                    stopped = Some(done);
                     break;
                 }
                 None => {}
@@ -55,6 +62,12 @@ pub(crate) async fn run(
         commit(&*store, &mut pending).await;
         for done in waiters {
             let _ = done.send(());
+        }
+        if let Some(done) = stopped {
+            // Drop the store before answering, so whoever waits may reopen it.
+            drop(store);
+            let _ = done.send(());
+            return;
         }
         if closed {
             break;

@@ -220,14 +220,31 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             "the request body is empty; expected a JSON object",
         ));
     }
-    serde_json::from_slice(body).map_err(|e| {
+    let object: serde_json::Map<String, Value> = serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
             ErrorCode::InvalidRequest,
-            format!(
-                "the request body is not valid: {}",
-                tollgate_api::redact::scrub(&e.to_string())
-            ),
+            format!("the request body is not a JSON object: {e}"),
         )
+    })?;
+    serde_json::from_value(Value::Object(object.clone())).map_err(|e| {
+        // serde cannot name a field inside a flattened group; find it by trying each field on
+        // its own (every management field is optional or checked elsewhere).
+        let culprit = object.iter().find(|(name, value)| {
+            let alone = serde_json::Map::from_iter([((*name).clone(), (*value).clone())]);
+            serde_json::from_value::<T>(Value::Object(alone))
+                .is_err_and(|e| !e.to_string().starts_with("missing field"))
+        });
+        let detail = tollgate_api::redact::scrub(&e.to_string()).into_owned();
+        match culprit {
+            Some((name, _)) => ApiError::invalid_field(
+                name.clone(),
+                format!("`{name}` has the wrong type or value: {detail}"),
+            ),
+            None => ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("the request body is not valid: {detail}"),
+            ),
+        }
     })
 }
 
