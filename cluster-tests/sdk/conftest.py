@@ -24,6 +24,8 @@ model_list:
     litellm_params: {{ model: openai/mock-embedding, api_base: "{mock}/v1" }}
   - model_name: limited
     litellm_params: {{ model: openai/rate-limited, api_base: "{mock}/v1" }}
+  - model_name: priced
+    litellm_params: {{ model: openai/mock-gpt, api_base: "{mock}/v1", input_cost_per_token: 0.000001, output_cost_per_token: 0.000002 }}
 general_settings: {{ master_key: {key} }}
 """
 

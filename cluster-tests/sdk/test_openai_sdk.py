@@ -65,7 +65,7 @@ def test_embeddings(client):
 
 def test_models(client):
     ids = [m.id for m in client.models.list()]
-    assert ids == ["gpt-4o-mini", "text-embedding-3-small", "limited"]
+    assert ids == ["gpt-4o-mini", "text-embedding-3-small", "limited", "priced"]
     model = client.models.retrieve("gpt-4o-mini")
     assert model.id == "gpt-4o-mini"
 
@@ -100,3 +100,49 @@ def test_rate_limit_error(client):
     assert info.value.status_code == 429
     assert info.value.response.headers["retry-after"] == "1"
     assert info.value.code == "rate_limit_exceeded"
+
+
+def _generate_key(gateway, **settings):
+    """A virtual key from the LiteLLM-compatible management route."""
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{gateway}/key/generate",
+        data=json.dumps(settings).encode(),
+        headers={"Authorization": f"Bearer {MASTER_KEY}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request) as response:
+        return json.load(response)["key"]
+
+
+def test_budget_exceeded_is_bad_request(gateway):
+    key = _generate_key(gateway, max_budget=0.00001)
+    client = openai.OpenAI(base_url=f"{gateway}/v1", api_key=key, max_retries=0)
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model="priced", messages=[{"role": "user", "content": "hi"}], max_tokens=50
+        )
+    assert caught.value.code == "budget_exceeded"
+    assert "limit $0.000010" in caught.value.message
+    assert key not in caught.value.message
+
+
+def test_our_rate_limit_is_rate_limit_error(gateway):
+    key = _generate_key(gateway, rpm_limit=1)
+    client = openai.OpenAI(base_url=f"{gateway}/v1", api_key=key, max_retries=0)
+    client.chat.completions.create(model="priced", messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(openai.RateLimitError) as caught:
+        client.chat.completions.create(model="priced", messages=[{"role": "user", "content": "hi"}])
+    assert caught.value.code == "rate_limit_exceeded"
+    assert int(caught.value.response.headers["retry-after"]) >= 1
+    assert caught.value.response.headers["x-ratelimit-limit-requests"] == "1"
+
+
+def test_a_key_lists_only_its_models(gateway):
+    key = _generate_key(gateway, models=["priced"])
+    client = openai.OpenAI(base_url=f"{gateway}/v1", api_key=key, max_retries=0)
+    assert [m.id for m in client.models.list()] == ["priced"]
+    assert client.models.retrieve("priced").id == "priced"
+    with pytest.raises(openai.PermissionDeniedError):
+        client.models.retrieve("gpt-4o-mini")

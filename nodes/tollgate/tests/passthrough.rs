@@ -153,6 +153,36 @@ async fn an_auth_endpoint_wants_a_valid_key() {
     let (status, _, body) = call(&node, Method::GET, "/vendor/echo", Some(MASTER), None).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["path"], "/base");
+
+    // Any valid key, not only admin (LiteLLM made these admin-only).
+    let (status, _, generated) = call(
+        &node,
+        Method::POST,
+        "/key/generate",
+        Some(MASTER),
+        Some(r#"{"key_alias": "plain-user"}"#),
+    )
+    .await;
+    assert_eq!(status, 200, "{generated}");
+    let user_key = generated["key"].as_str().unwrap().to_owned();
+    let (status, _, body) = call(&node, Method::GET, "/vendor/echo", Some(&user_key), None).await;
+    assert_eq!(
+        status, 200,
+        "a non-admin key may call an auth: true endpoint: {body}"
+    );
+    assert!(
+        !body.to_string().contains(&user_key),
+        "the caller's key never goes upstream"
+    );
+    let (status, _, _) = call(
+        &node,
+        Method::POST,
+        "/key/generate",
+        Some(&user_key),
+        Some("{}"),
+    )
+    .await;
+    assert_eq!(status, 403, "while management stays admin-only");
 }
 
 #[tokio::test]
