@@ -4,7 +4,9 @@
 # stdout and writes them to bench-results/latest.md. See README.md beside this file.
 #
 # Env: BENCH_SECONDS (10), BENCH_CONCURRENCY ("1 32 128"), BENCH_MODES ("nonstream stream"),
-#      BENCH_TARGETS ("direct nginx tollgate"), BENCH_WARMUP_SECONDS (2).
+#      BENCH_TARGETS ("direct nginx tollgate tollgate-key"), BENCH_WARMUP_SECONDS (2).
+#      tollgate-key is the same node called with a virtual key that has a budget and rpm/tpm
+#      limits (admission through the budget actors), instead of the master key.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -14,7 +16,7 @@ DURATION=${BENCH_SECONDS:-10}
 WARMUP=${BENCH_WARMUP_SECONDS:-2}
 CONCURRENCY=${BENCH_CONCURRENCY:-"1 32 128"}
 MODES=${BENCH_MODES:-"nonstream stream"}
-TARGETS=${BENCH_TARGETS:-"direct nginx tollgate"}
+TARGETS=${BENCH_TARGETS:-"direct nginx tollgate tollgate-key"}
 KEY=sk-bench
 GATEWAY_CORE=0 # nginx / tollgate
 LOAD_CORE=1    # mock provider and wrk
@@ -40,8 +42,8 @@ for m in $MODES; do
     [[ $m == nonstream || $m == stream ]] || die "BENCH_MODES: '$m' is not nonstream|stream"
 done
 for t in $TARGETS; do
-    [[ $t == direct || $t == nginx || $t == tollgate ]] ||
-        die "BENCH_TARGETS: '$t' is not direct|nginx|tollgate"
+    [[ $t == direct || $t == nginx || $t == tollgate || $t == tollgate-key ]] ||
+        die "BENCH_TARGETS: '$t' is not direct|nginx|tollgate|tollgate-key"
 done
 [[ -n ${CONCURRENCY// /} && -n ${MODES// /} && -n ${TARGETS// /} ]] ||
     die "BENCH_CONCURRENCY, BENCH_MODES and BENCH_TARGETS must not be empty"
@@ -186,7 +188,7 @@ free_port() { # a port no socket uses, below the usual ephemeral range
     die "no free port found"
 }
 
-declare -A URL PID IDLE_KB
+declare -A URL PID IDLE_KB AUTH
 
 # Mock provider (core 1). It is not under test, so its logging is kept quiet.
 # Its billing log is turned off where the mock has that knob, so the mock's memory and work stay
@@ -202,6 +204,7 @@ MOCK_PID=$LAST_PID
 MOCK_PORT=$(wait_announced_port mock "$MOCK_PID")
 URL[direct]=http://127.0.0.1:$MOCK_PORT
 PID[direct]=$MOCK_PID
+AUTH[direct]=$KEY
 
 # nginx (core 0): bare keepalive reverse proxy to the mock, foreground, temp prefix.
 if wants nginx; then
@@ -245,15 +248,22 @@ $(tail -n 15 "$WORK/nginx.err")"
     ((up)) || die "nginx could not bind a port"
     URL[nginx]=http://127.0.0.1:$NGINX_PORT
     PID[nginx]=$NGINX_PID
+    AUTH[nginx]=$KEY
 fi
 
-# One Tollgate node (core 0): one Tokio worker thread under this affinity.
-if wants tollgate; then
+# One Tollgate node (core 0): one Tokio worker thread under this affinity. tollgate and
+# tollgate-key are the same node, called with the master key and with a virtual key.
+if wants tollgate || wants tollgate-key; then
     mkdir -p "$WORK/tollgate-data"
     cat >"$WORK/tollgate.yaml" <<EOF
 model_list:
   - model_name: bench
-    litellm_params: { model: openai/bench, api_base: "http://127.0.0.1:$MOCK_PORT/v1", api_key: sk-upstream }
+    litellm_params:
+      model: openai/bench
+      api_base: "http://127.0.0.1:$MOCK_PORT/v1"
+      api_key: sk-upstream
+      input_cost_per_token: 0.000001
+      output_cost_per_token: 0.000002
 general_settings: { master_key: $KEY }
 EOF
     log "starting tollgate on core $GATEWAY_CORE"
@@ -263,6 +273,17 @@ EOF
     TOLLGATE_PORT=$(wait_announced_port tollgate "$TOLLGATE_PID")
     URL[tollgate]=http://127.0.0.1:$TOLLGATE_PORT
     PID[tollgate]=$TOLLGATE_PID
+    AUTH[tollgate]=$KEY
+    URL[tollgate-key]=${URL[tollgate]}
+    PID[tollgate-key]=$TOLLGATE_PID
+    # A budget that never runs out and limits that never refuse during the run, so every
+    # request goes through reservation, rate windows and settlement.
+    curl -sS --max-time 10 -o "$WORK/key.json" -H "Authorization: Bearer $KEY" \
+        -H 'Content-Type: application/json' "${URL[tollgate]}/key/generate" \
+        --data '{"key_alias":"bench","max_budget":1000000,"budget_duration":"1mo","rpm_limit":1000000000,"tpm_limit":1000000000000}' ||
+        die "could not generate the benchmark's virtual key"
+    AUTH[tollgate-key]=$(sed -n 's/.*"key":"\(sk-[^"]*\)".*/\1/p' "$WORK/key.json")
+    [[ -n ${AUTH[tollgate-key]} ]] || die "no key in /key/generate's answer: $(head -c 400 "$WORK/key.json")"
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -279,12 +300,12 @@ body_for() { # mode
 for target in $TARGETS; do
     for mode in $MODES; do
         code=$(curl -sS --max-time 10 -o "$WORK/verify.body" -D "$WORK/verify.headers" -w '%{http_code}' \
-            -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
+            -H "Authorization: Bearer ${AUTH[$target]}" -H 'Content-Type: application/json' \
             --data "$(body_for "$mode")" "${URL[$target]}/v1/chat/completions" 2>"$WORK/verify.err") ||
             die "$target ($mode): request to ${URL[$target]} failed: $(cat "$WORK/verify.err")"
         [[ $code == 200 ]] ||
             die "$target ($mode) answered HTTP $code, expected 200: $(head -c 400 "$WORK/verify.body")"
-        if [[ $target == tollgate ]] && ! grep -qi '^x-tollgate-deployment:' "$WORK/verify.headers"; then
+        if [[ $target == tollgate* ]] && ! grep -qi '^x-tollgate-deployment:' "$WORK/verify.headers"; then
             die "tollgate ($mode) answered 200 without an x-tollgate-deployment header; headers:
 $(cat "$WORK/verify.headers")"
         fi
@@ -300,6 +321,11 @@ done
 
 sleep 0.5
 for target in $TARGETS; do IDLE_KB[$target]=$(rss_kb "${PID[$target]}"); done
+if wants tollgate-key; then
+    spent=$(curl -sS --max-time 10 -H "Authorization: Bearer ${AUTH[tollgate-key]}" "${URL[tollgate]}/key/info" |
+        sed -n 's/.*"spend_nano_usd":\([0-9]*\).*/\1/p')
+    [[ ${spent:-0} -gt 0 ]] || die "the virtual key's verification requests were not metered (spend ${spent:-?})"
+fi
 
 # ---------------------------------------------------------------------------------------------
 # Load
@@ -308,7 +334,7 @@ run_wrk() { # target mode conc seconds outfile; wrk on the load core, in the bac
     # Ctrl-C / SIGTERM reach the trap at once
     local target=$1 mode=$2 conc=$3 secs=$4 out=$5 stream=0 rc=0
     [[ $mode == stream ]] && stream=1
-    BENCH_STREAM=$stream BENCH_KEY=$KEY taskset -c "$LOAD_CORE" \
+    BENCH_STREAM=$stream BENCH_KEY=${AUTH[$target]} taskset -c "$LOAD_CORE" \
         wrk -t1 -c"$conc" -d"${secs}s" --latency --timeout 10s -s "$HERE/chat.lua" "${URL[$target]}" \
         >"$out" 2>&1 &
     local wpid=$!
@@ -429,6 +455,17 @@ report() {
             v=$(awk -v a="${P50[$n]}" -v b="${P50[$d]}" 'BEGIN { printf "%.3f", a - b }')
             echo "| $mode c=1: nginx p50 − direct p50 | $v ms | (reference) | – |"
         fi
+    done
+    for mode in $MODES; do
+        for conc in $CONCURRENCY; do
+            t="$mode|$conc|tollgate-key" n="$mode|$conc|tollgate"
+            has "$t" && has "$n" || continue
+            any=1
+            v=$(awk -v a="${RPS[$t]}" -v b="${RPS[$n]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+            verdict=$(awk -v v="$v" 'BEGIN { print (v >= 0.9 ? "PASS" : "FAIL") }')
+            clean "$t" || verdict="FAIL (tollgate-key had errors)"
+            echo "| $mode c=$conc: virtual key (budget, rpm, tpm) req/s ÷ master key req/s | $v | ≥ 0.9 | $verdict |"
+        done
     done
     ((any)) || echo "| (no ratio: needs tollgate with nginx at c=32/128, or with direct at c=1) | | | |"
 }
