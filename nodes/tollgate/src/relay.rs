@@ -7,7 +7,7 @@ use std::convert::Infallible;
 
 use axum::body::Body;
 use axum::response::Response;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, StatusCode};
@@ -39,6 +39,7 @@ impl Relay {
         let state = Flow {
             pieces: self.pieces,
             outcome: Some(outcome),
+            held: None,
         };
         let body = futures::stream::unfold(state, Flow::next).map(Ok::<_, Infallible>);
         let mut response = Response::new(Body::from_stream(body));
@@ -52,15 +53,43 @@ struct Flow {
     pieces: mpsc::Receiver<Piece>,
     /// `None` once the stream has ended and the outcome is recorded.
     outcome: Option<Outcome>,
+    /// The end, received while joining data that was already waiting.
+    held: Option<Piece>,
 }
 
+/// Waiting pieces are joined up to this size into one write to the client.
+const JOIN_BYTES: usize = 64 * 1024;
+
 impl Flow {
+    /// `first` and whatever data is already waiting, as one buffer (one write to the client
+    /// when the client is slower than the upstream).
+    fn join_waiting(&mut self, first: Bytes) -> Bytes {
+        let mut joined: Option<BytesMut> = None;
+        while joined.as_ref().map_or(first.len(), BytesMut::len) < JOIN_BYTES {
+            match self.pieces.try_recv() {
+                Ok(Piece::Data(more)) => joined
+                    .get_or_insert_with(|| BytesMut::from(&first[..]))
+                    .extend_from_slice(&more),
+                Ok(end) => {
+                    self.held = Some(end);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        joined.map_or(first, BytesMut::freeze)
+    }
+
     async fn next(mut self) -> Option<(Bytes, Flow)> {
         let mut outcome = self.outcome.take()?;
-        let (usage, failure) = match self.pieces.recv().await {
+        let next = match self.held.take() {
+            Some(piece) => Some(piece),
+            None => self.pieces.recv().await,
+        };
+        let (usage, failure) = match next {
             Some(Piece::Data(bytes)) => {
                 self.outcome = Some(outcome);
-                return Some((bytes, self));
+                return Some((self.join_waiting(bytes), self));
             }
             Some(Piece::End { usage, failure }) => (usage, failure),
             None => (

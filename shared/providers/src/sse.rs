@@ -6,6 +6,8 @@
 //! removed when the client did not ask for it, since the gateway forced
 //! `stream_options.include_usage` upstream for its own accounting.
 
+use std::sync::LazyLock;
+
 use bytes::{Bytes, BytesMut};
 use memchr::memmem;
 use serde::Deserialize;
@@ -120,15 +122,27 @@ impl UsageFilter {
     }
 
     fn note_done(&mut self, bytes: &[u8]) {
-        if !self.done && memmem::find(bytes, b"data: [DONE]").is_some() {
+        if !self.done && DONE.find(bytes).is_some() {
             self.done = true;
         }
     }
 }
 
+// Searchers built once: constructing one per call showed up in stream profiles.
+static DONE: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"data: [DONE]"));
+static USAGE_KEY: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"\"usage\""));
+static LF2: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"\n\n"));
+static CRLF2: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(b"\n\r\n"));
+static LF2_REV: LazyLock<memmem::FinderRev<'static>> =
+    LazyLock::new(|| memmem::FinderRev::new(b"\n\n"));
+static CRLF2_REV: LazyLock<memmem::FinderRev<'static>> =
+    LazyLock::new(|| memmem::FinderRev::new(b"\n\r\n"));
+
 /// Whether `bytes` holds `"usage"` with an object value (`"usage": null` does not count).
 fn has_usage_object(bytes: &[u8]) -> bool {
-    memmem::find_iter(bytes, b"\"usage\"").any(|at| {
+    USAGE_KEY.find_iter(bytes).any(|at| {
         let rest = &bytes[at + 7..];
         let mut it = rest.iter().skip_while(|b| b.is_ascii_whitespace());
         it.next() == Some(&b':') && it.find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
@@ -156,8 +170,8 @@ fn ends_with_boundary(bytes: &[u8]) -> bool {
 
 /// End (exclusive) of the first event in `bytes`: just past its blank line.
 fn next_boundary_end(bytes: &[u8]) -> Option<usize> {
-    let lf = memmem::find(bytes, b"\n\n").map(|i| i + 2);
-    let crlf = memmem::find(bytes, b"\n\r\n").map(|i| i + 3);
+    let lf = LF2.find(bytes).map(|i| i + 2);
+    let crlf = CRLF2.find(bytes).map(|i| i + 3);
     match (lf, crlf) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -166,8 +180,8 @@ fn next_boundary_end(bytes: &[u8]) -> Option<usize> {
 
 /// End (exclusive) of the last complete event in `bytes`.
 fn last_boundary_end(bytes: &[u8]) -> Option<usize> {
-    let lf = memmem::rfind(bytes, b"\n\n").map(|i| i + 2);
-    let crlf = memmem::rfind(bytes, b"\n\r\n").map(|i| i + 3);
+    let lf = LF2_REV.rfind(bytes).map(|i| i + 2);
+    let crlf = CRLF2_REV.rfind(bytes).map(|i| i + 3);
     match (lf, crlf) {
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
