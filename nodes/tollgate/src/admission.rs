@@ -91,6 +91,26 @@ pub(crate) fn plan(
     })
 }
 
+/// The `reason` and `entity` labels of a refusal on `tollgate_admission_rejections_total`.
+pub(crate) fn labels(refusal: &Refusal) -> (&'static str, &'static str) {
+    let entity = |e: &EntityId| match e {
+        EntityId::Key(_) => "key",
+        EntityId::User(_) => "user",
+        EntityId::Team(_) => "team",
+        EntityId::Member { .. } => "team_member",
+    };
+    match refusal {
+        Refusal::Budget { entity: e, .. } => ("budget", entity(e)),
+        Refusal::Rate {
+            entity: e,
+            kind: RateKind::Parallel,
+            ..
+        } => ("parallel", entity(e)),
+        Refusal::Rate { entity: e, .. } => ("rate_limit", entity(e)),
+        Refusal::Unavailable(_) => ("ledger_unavailable", "key"),
+    }
+}
+
 /// A refusal as the client sees it: 400 `budget_exceeded` with spend, limit and reset time;
 /// 429 with `Retry-After` and OpenAI's `x-ratelimit-*` headers; 503 when the ledger is down.
 pub(crate) fn refused(refusal: Refusal) -> ApiError {

@@ -18,6 +18,7 @@ use tollgate_providers::sse::UsageFilter;
 use tollgate_providers::{Call, ProviderError, Reply, collect, upstream_error};
 
 use crate::models::Target;
+use tollgate_telemetry::Metrics;
 
 /// The largest non-stream upstream response the node will hold.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
@@ -44,6 +45,9 @@ pub(crate) struct Attempt {
     pub(crate) include_usage: bool,
     pub(crate) request_id: String,
     pub(crate) ticket: Option<Ticket>,
+    pub(crate) metrics: Arc<Metrics>,
+    /// Opted-in tenant labels for the spend counter.
+    pub(crate) tenant: Vec<(&'static str, String)>,
 }
 
 /// The start of a successful answer.
@@ -90,9 +94,11 @@ impl Attempt {
             request_id: &self.request_id,
             attempt: 1,
         };
+        let started = std::time::Instant::now();
         let reply = match self.target.upstream.send(call).await {
             Ok(reply) => reply,
             Err(e) => {
+                self.upstream_done(false, started);
                 let cost = match e {
                     ProviderError::Connect => Cost::NotSent,
                     _ => Cost::Unknown,
@@ -103,16 +109,19 @@ impl Attempt {
             }
         };
         if !reply.status.is_success() {
+            self.upstream_done(false, started);
             let error = refusal(reply, &id).await;
             self.settle(Cost::Refused);
             let _ = head.send(Err(error));
             return;
         }
         if self.stream {
-            self.relay(reply, head).await;
+            self.relay(reply, head, started).await;
             return;
         }
-        match collect(reply.body, MAX_RESPONSE_BYTES).await {
+        let collected = collect(reply.body, MAX_RESPONSE_BYTES).await;
+        self.upstream_done(collected.is_ok(), started);
+        match collected {
             Ok(body) => {
                 let usage = Usage::from_response(&body);
                 self.settle(usage.map_or(Cost::Unknown, Cost::Known));
@@ -131,7 +140,12 @@ impl Attempt {
 
     /// Relays a stream through the usage filter into a bounded channel. If the client is gone
     /// the stream is still read to its end, for its usage.
-    async fn relay(mut self, reply: Reply, head: oneshot::Sender<Result<Head, ApiError>>) {
+    async fn relay(
+        mut self,
+        reply: Reply,
+        head: oneshot::Sender<Result<Head, ApiError>>,
+        started: std::time::Instant,
+    ) {
         let (tx, pieces) = mpsc::channel(STREAM_BUFFER);
         let mut client = head
             .send(Ok(Head::Stream {
@@ -203,19 +217,36 @@ impl Attempt {
                 break end;
             }
         };
+        self.upstream_done(failure.is_none(), started);
         let usage = filter.usage();
         self.settle(usage.map_or(Cost::Unknown, Cost::Known));
         let failure = failure.map(|e| e.to_api_error(&self.target.id));
         send(&mut client, Piece::End { usage, failure }).await;
     }
 
+    /// Records the attempt's duration for its deployment.
+    fn upstream_done(&self, ok: bool, started: std::time::Instant) {
+        let deployment = &self.target.upstream.deployment;
+        self.metrics.upstream(
+            &self.target.id,
+            deployment.provider.name(),
+            &self.model,
+            ok,
+            started.elapsed(),
+        );
+    }
+
+    /// Settles the reservation (when the caller has one) and counts the spend.
     fn settle(&mut self, cost: Cost) {
-        let Some(ticket) = self.ticket.take() else {
-            return;
-        };
+        let ticket = self.ticket.take();
         let model = self.model.clone();
         let usage = match cost {
-            Cost::NotSent => return ticket.release(),
+            Cost::NotSent => {
+                if let Some(ticket) = ticket {
+                    ticket.release();
+                }
+                return;
+            }
             Cost::Refused => tollgate_budget::Usage {
                 model,
                 input_tokens: 0,
@@ -232,21 +263,30 @@ impl Attempt {
                 }
             }
             Cost::Unknown => {
-                let reserved = ticket.demand();
+                // Without a reservation there is no bound to presume; the warning still says
+                // the cost is unknown.
+                let reserved = ticket.as_ref().map_or(0, |t| t.demand().cost);
                 tracing::warn!(
                     deployment = &*self.target.id,
-                    nano_usd = reserved.cost,
+                    nano_usd = reserved,
                     "the upstream's usage is unknown; settling at the full reservation"
                 );
                 tollgate_budget::Usage {
                     model,
                     input_tokens: 0,
                     output_tokens: 0,
-                    cost: reserved.cost,
+                    cost: reserved,
                 }
             }
         };
-        ticket.settle(usage);
+        if usage.cost > 0 {
+            let provider = self.target.upstream.deployment.provider.name();
+            self.metrics
+                .spend(&self.model, provider, usage.cost, &self.tenant);
+        }
+        if let Some(ticket) = ticket {
+            ticket.settle(usage);
+        }
     }
 }
 

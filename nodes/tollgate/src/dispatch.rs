@@ -17,7 +17,7 @@ use tollgate_auth::{Caller, Principal, RouteId, authorize};
 use crate::outcome::Outcome;
 use crate::relay::Relay;
 use crate::respond::{REQUEST_ID, error_response, request_too_large};
-use crate::{Gateway, health, manage, passthrough, pipeline};
+use crate::{Gateway, health, manage, observe, passthrough, pipeline};
 
 /// What a handler produced: a whole response, or a stream whose end the outcome waits for.
 pub(crate) enum Answer {
@@ -74,6 +74,7 @@ async fn handle(
             Ok(Answer::Full(health::health(gateway, id)))
         }
         RouteId::PassThrough(index) => passthrough::forward(gateway, index, parts, body).await,
+        RouteId::Metrics => Ok(Answer::Full(observe::render(&gateway.metrics))),
     }
 }
 

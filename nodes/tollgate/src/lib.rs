@@ -16,6 +16,7 @@
 //! - `health`: `/health`, `/health/liveliness`, `/health/readiness`.
 //! - `admission`: a request's worst-case cost and the budgets/limits it must fit.
 //! - `manage`: the management service (keys, users, teams, usage) and its HTTP face.
+//! - `observe`: `/metrics` (on the main port or its own listener) and tenant metric labels.
 //! - `passthrough`: config-defined pass-through endpoints: forward as-is, stream back.
 
 mod admission;
@@ -24,6 +25,7 @@ mod dispatch;
 mod health;
 mod manage;
 mod models;
+mod observe;
 mod outcome;
 mod passthrough;
 mod pipeline;
@@ -43,6 +45,7 @@ use tollgate_budget::{Budgets, BudgetsOptions};
 use tollgate_config::Config;
 use tollgate_providers::Upstreams;
 use tollgate_store::{MemoryStore, RedbStore, Store};
+use tollgate_telemetry::Metrics;
 
 pub use outcome::{OutcomeKey, Outcomes};
 pub use passthrough::check_routes;
@@ -86,6 +89,11 @@ pub(crate) struct Gateway {
     /// Upstream calls run here, detached from the client's connection, so a request whose
     /// client went away is still settled; shutdown waits for them.
     pub(crate) tasks: TaskTracker,
+    pub(crate) metrics: Arc<Metrics>,
+    /// Opt-in tenant labels on spend metrics.
+    pub(crate) entity_labels: tollgate_config::EntityLabels,
+    /// Metrics on their own listener (`observability.metrics.listen`), if so configured.
+    pub(crate) metrics_listener: Option<(std::net::SocketAddr, tollgate_auth::Route)>,
     pub(crate) pass_through: passthrough::PassThroughs,
 }
 
@@ -122,16 +130,30 @@ impl Node {
                 .iter()
                 .map(|g| (g.clone(), d.model_name.clone()))
         }));
-        let budgets = Budgets::start(
-            store.clone(),
-            options.clock.clone(),
-            options.budgets.clone(),
-        )
-        .await?;
+        let metrics = Arc::new(Metrics::new(
+            config
+                .observability
+                .otlp
+                .service_name
+                .as_deref()
+                .unwrap_or("tollgate"),
+        )?);
+        let entity_labels = config.observability.metrics.entity_labels;
+        let mut budget_options = options.budgets.clone();
+        if entity_labels.key_alias || entity_labels.team {
+            budget_options.observer = Some(Arc::new(observe::RemainingBudget {
+                metrics: metrics.clone(),
+                directory: directory.clone(),
+                labels: entity_labels,
+            }));
+        }
+        let budgets = Budgets::start(store.clone(), options.clock.clone(), budget_options).await?;
         let upstreams = Upstreams::new(&config.router)?;
+        let metrics_row = metrics_row(&config);
         let models = models::ModelGroups::new(&upstreams, config.deployments)?;
         let (routes, pass_through) = passthrough::prepare(
             &config.general.pass_through_endpoints,
+            metrics_row,
             upstreams.client(),
             config.router.timeout,
         )?;
@@ -144,13 +166,29 @@ impl Node {
             ),
             models,
             access_groups,
-            outcomes: Arc::new(Outcomes::default()),
+            outcomes: Arc::new(Outcomes::new(Some(metrics.clone()))),
             max_request_bytes: config.general.max_request_bytes,
             manage: manage::Service::new(directory, store, budgets.clone(), options.clock.clone()),
             budgets,
             tasks: TaskTracker::new(),
             pass_through,
+            metrics,
+            entity_labels,
+            metrics_listener: observe::separate_route(&config.observability.metrics),
         };
+        let scrape = &config.observability.metrics;
+        tracing::info!(
+            "metrics at GET {} on {} ({})",
+            scrape.path,
+            scrape
+                .listen
+                .map_or_else(|| "the main port".to_owned(), |a| a.to_string()),
+            if scrape.require_auth {
+                "any valid key required"
+            } else {
+                "no key required"
+            }
+        );
         if !gateway.auth.enabled() {
             tracing::warn!(
                 "general_settings.master_key is not set: authentication is OFF and anyone who \
@@ -177,6 +215,11 @@ impl Node {
     ) -> anyhow::Result<()> {
         serve::serve(self.gateway, listener, shutdown, self.options.drain_timeout).await
     }
+}
+
+/// The `/metrics` row of the main route table (none when metrics have their own listener).
+pub(crate) fn metrics_row(config: &Config) -> Option<tollgate_auth::Route> {
+    observe::main_port_route(&config.observability.metrics)
 }
 
 /// Builds a node from `config` and serves it on `listener` until `shutdown`.

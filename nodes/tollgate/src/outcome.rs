@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
-use tollgate_api::{ApiError, ErrorCode, Usage};
+use tollgate_api::{ApiError, Endpoint, ErrorCode, Usage};
+use tollgate_telemetry::{Metrics, RequestRecord};
 
 use crate::respond::REQUEST_ID;
 
@@ -39,25 +40,35 @@ pub struct Outcomes {
     next_id: AtomicU64,
     id_prefix: u64,
     unknown: Arc<str>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Default for Outcomes {
     fn default() -> Self {
+        Self::new(None)
+    }
+}
+
+impl Outcomes {
+    /// Outcomes that also feed `metrics` (the Prometheus/OTel instruments).
+    pub(crate) fn new(metrics: Option<Arc<Metrics>>) -> Self {
         Self {
             counts: Mutex::default(),
             in_flight: AtomicI64::new(0),
             next_id: AtomicU64::new(1),
             id_prefix: rand::random(),
             unknown: Arc::from(UNKNOWN),
+            metrics,
         }
     }
-}
 
-impl Outcomes {
     /// Starts the outcome of a new request. Takes the client's `x-request-id` when it is a
     /// sane token, else makes one.
     pub(crate) fn begin(self: &Arc<Self>, method: &Method, headers: &HeaderMap) -> Outcome {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        if let Some(metrics) = &self.metrics {
+            metrics.in_flight(1);
+        }
         let request_id = headers
             .get(&REQUEST_ID)
             .filter(|v| is_sane_id(v.as_bytes()))
@@ -75,6 +86,8 @@ impl Outcomes {
             deployment: None,
             usage: None,
             error: None,
+            endpoint: None,
+            first_byte: None,
             finished: false,
         }
     }
@@ -107,8 +120,25 @@ impl Outcomes {
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
         let latency = outcome.started.elapsed();
         log_access(outcome, status, latency);
+        if let Some(metrics) = &self.metrics {
+            metrics.in_flight(-1);
+        }
         if !outcome.counted {
             return;
+        }
+        if let Some(metrics) = &self.metrics {
+            metrics.request(&RequestRecord {
+                status,
+                route: outcome.route,
+                model: outcome.model.as_deref().unwrap_or(UNKNOWN),
+                provider: outcome.provider,
+                operation: outcome.endpoint.map(operation_name),
+                duration: latency,
+                ttft: outcome.first_byte,
+                input_tokens: outcome.usage.map(|u| u.input_tokens),
+                output_tokens: outcome.usage.map(|u| u.output_tokens),
+                error: outcome.error.map(ErrorCode::code),
+            });
         }
         let key = OutcomeKey {
             status,
@@ -121,6 +151,15 @@ impl Outcomes {
         };
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         *counts.entry(key).or_insert(0) += 1;
+    }
+}
+
+/// The GenAI conventions' `gen_ai.operation.name`.
+fn operation_name(endpoint: Endpoint) -> &'static str {
+    match endpoint {
+        Endpoint::ChatCompletions => "chat",
+        Endpoint::Completions => "text_completion",
+        Endpoint::Embeddings => "embeddings",
     }
 }
 
@@ -159,6 +198,10 @@ pub(crate) struct Outcome {
     deployment: Option<Arc<str>>,
     usage: Option<Usage>,
     error: Option<ErrorCode>,
+    /// The LLM operation, once the route is known to be one.
+    endpoint: Option<Endpoint>,
+    /// Streams: when the first byte went to the client, after the start.
+    first_byte: Option<Duration>,
     finished: bool,
 }
 
@@ -171,6 +214,17 @@ impl Outcome {
     pub(crate) fn set_route(&mut self, route: &'static str, counted: bool) {
         self.route = route;
         self.counted = counted;
+    }
+
+    pub(crate) fn set_endpoint(&mut self, endpoint: Endpoint) {
+        self.endpoint = Some(endpoint);
+    }
+
+    /// Marks the first byte of a streamed answer (time to first token).
+    pub(crate) fn first_byte(&mut self) {
+        if self.first_byte.is_none() {
+            self.first_byte = Some(self.started.elapsed());
+        }
     }
 
     pub(crate) fn set_model(&mut self, group: Arc<str>) {

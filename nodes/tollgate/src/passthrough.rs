@@ -29,7 +29,7 @@ use http_body::{Frame, SizeHint};
 use http_body_util::{LengthLimitError, Limited};
 use secrecy::ExposeSecret;
 use tollgate_api::{ApiError, ErrorCode};
-use tollgate_auth::{KEY_HEADERS, ROUTES, RouteTable, pass_through_routes};
+use tollgate_auth::{KEY_HEADERS, ROUTES, Route, RouteTable, pass_through_routes};
 use tollgate_config::PassThrough;
 use tollgate_providers::ProviderError;
 
@@ -72,6 +72,7 @@ impl fmt::Debug for Endpoint {
 /// a built-in route is an error naming the entry's YAML path.
 pub(crate) fn prepare(
     config: &[PassThrough],
+    metrics: Option<Route>,
     client: &reqwest::Client,
     timeout: Duration,
 ) -> anyhow::Result<(RouteTable, PassThroughs)> {
@@ -79,7 +80,7 @@ pub(crate) fn prepare(
     for (index, entry) in config.iter().enumerate() {
         endpoints.push(Endpoint::new(entry, index)?);
     }
-    let table = route_table(config, endpoints.iter().map(|e| e.path))?;
+    let table = route_table(config, endpoints.iter().map(|e| e.path), metrics)?;
     let pass_throughs = PassThroughs {
         endpoints,
         client: client.clone(),
@@ -93,14 +94,15 @@ pub(crate) fn prepare(
 pub fn check_routes(config: &tollgate_config::Config) -> anyhow::Result<()> {
     let entries = &config.general.pass_through_endpoints;
     let paths = entries.iter().map(|e| leak(&e.path));
-    route_table(entries, paths).map(drop)
+    route_table(entries, paths, crate::metrics_row(config)).map(drop)
 }
 
 fn route_table(
     config: &[PassThrough],
     paths: impl Iterator<Item = &'static str>,
+    metrics: Option<Route>,
 ) -> anyhow::Result<RouteTable> {
-    let mut extra = Vec::new();
+    let mut extra: Vec<Route> = metrics.into_iter().collect();
     for (index, (entry, path)) in config.iter().zip(paths).enumerate() {
         let id = u16::try_from(index).context("more than 65535 pass_through_endpoints")?;
         extra.extend(pass_through_routes(
@@ -110,15 +112,12 @@ fn route_table(
             entry.auth,
         ));
     }
-    RouteTable::with_extra(ROUTES, extra).map_err(|conflict| {
-        let at = match conflict.id {
-            tollgate_auth::RouteId::PassThrough(i) => format!("[{i}]"),
-            _ => String::new(),
-        };
-        anyhow::anyhow!(
-            "general_settings.pass_through_endpoints{at}.path: {}",
+    RouteTable::with_extra(ROUTES, extra).map_err(|conflict| match conflict.id {
+        tollgate_auth::RouteId::PassThrough(i) => anyhow::anyhow!(
+            "general_settings.pass_through_endpoints[{i}].path: {}",
             conflict.reason
-        )
+        ),
+        _ => anyhow::anyhow!("observability.metrics.path: {}", conflict.reason),
     })
 }
 

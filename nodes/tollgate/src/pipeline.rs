@@ -31,6 +31,7 @@ pub(crate) async fn llm(
     body: &[u8],
 ) -> Result<Answer, ApiError> {
     // 1. Validate the fields the gateway uses; every other field is forwarded untouched.
+    outcome.set_endpoint(endpoint);
     let request = LlmRequest::parse(endpoint, body)?;
 
     // 2. Resolve the model group (404 model_not_found as OpenAI answers it) and check the key
@@ -53,7 +54,11 @@ pub(crate) async fn llm(
                 .budgets
                 .admit(plan.entities, plan.demand)
                 .await
-                .map_err(admission::refused)?;
+                .map_err(|refusal| {
+                    let (reason, entity) = admission::labels(&refusal);
+                    gateway.metrics.rejection(reason, entity);
+                    admission::refused(refusal)
+                })?;
             (Some(ticket), plan.max_tokens)
         }
         None => (None, None),
@@ -84,6 +89,8 @@ pub(crate) async fn llm(
         include_usage: request.include_usage,
         request_id: outcome.request_id().to_str().unwrap_or_default().to_owned(),
         ticket,
+        metrics: gateway.metrics.clone(),
+        tenant: crate::observe::tenant_labels(gateway.entity_labels, identity),
     };
     gateway.tasks.spawn(attempt.run(head_tx));
     let head = head_rx.await.map_err(|_| {

@@ -88,6 +88,7 @@ impl Flow {
         };
         let (usage, failure) = match next {
             Some(Piece::Data(bytes)) => {
+                outcome.first_byte();
                 self.outcome = Some(outcome);
                 return Some((self.join_waiting(bytes), self));
             }

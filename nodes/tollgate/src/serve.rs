@@ -22,6 +22,25 @@ pub(crate) async fn serve(
 ) -> anyhow::Result<()> {
     let outcomes = gateway.outcomes.clone();
     let settling = gateway.clone();
+    let (stop_metrics, metrics_stopped) = watch::channel(false);
+    let metrics_server = match gateway.metrics_listener.clone() {
+        Some((addr, route)) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen for metrics on {addr}: {e}"))?;
+            let mut stopped = metrics_stopped.clone();
+            let shutdown = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            Some(tokio::spawn(crate::observe::serve_metrics(
+                gateway.clone(),
+                route,
+                listener,
+                shutdown,
+            )))
+        }
+        None => None,
+    };
     // Transport concerns only, outermost first:
     // 1. CatchPanicLayer: a panic in a handler becomes a 500 in OpenAI's shape, never a dropped
     //    connection or a dead worker. (The outcome point still records it, as a 500.)
@@ -71,6 +90,10 @@ pub(crate) async fn serve(
         );
     }
     settling.budgets.shutdown().await;
+    let _ = stop_metrics.send(true);
+    if let Some(server) = metrics_server {
+        let _ = server.await;
+    }
     Ok(())
 }
 

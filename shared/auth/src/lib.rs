@@ -21,5 +21,7 @@ mod route;
 pub use credential::{KEY_HEADERS, credential};
 pub use passthrough::{PASS_THROUGH_METHODS, pass_through_routes};
 pub use principal::{Authenticator, Caller, Principal, authorize};
-pub use route::{Access, Manage, Matched, ROUTES, Route, RouteConflict, RouteId, RouteTable};
+pub use route::{
+    Access, Manage, Matched, ROUTES, Route, RouteConflict, RouteId, RouteTable, metrics_route,
+};
 pub use tollgate_accounts::{Identity, Role};

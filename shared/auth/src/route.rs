@@ -17,6 +17,8 @@ pub enum RouteId {
     PassThrough(u16),
     /// A LiteLLM-compatible management route.
     Manage(Manage),
+    /// The Prometheus scrape endpoint (`observability.metrics.path`).
+    Metrics,
 }
 
 /// The management operations (LiteLLM's `/key/*`, `/user/*`, `/team/*`, usage).
@@ -75,7 +77,25 @@ impl Route {
     /// Whether requests to this route are API traffic that metrics count: everything but the
     /// public probes (a public pass-through endpoint is API traffic).
     pub fn counted(&self) -> bool {
-        self.access != Access::Public || matches!(self.id, RouteId::PassThrough(_))
+        match self.id {
+            RouteId::Metrics => false,
+            RouteId::PassThrough(_) => true,
+            _ => self.access != Access::Public,
+        }
+    }
+}
+
+/// The row of the scrape endpoint at `path`: public, or any valid key when `require_auth`.
+pub fn metrics_route(path: &'static str, require_auth: bool) -> Route {
+    Route {
+        method: Method::GET,
+        path,
+        id: RouteId::Metrics,
+        access: if require_auth {
+            Access::AnyKey
+        } else {
+            Access::Public
+        },
     }
 }
 

@@ -11,7 +11,7 @@ use tollgate_accounts::{Clock, EntityId, Limits};
 use tollgate_ledger::{Gcra, Ledger, Nanos, Period, ReservationId};
 use tollgate_store::{Settled, Store, day_of};
 
-use crate::budgets::{Demand, Registry, Usage};
+use crate::budgets::{Demand, Registry, SettleObserver, Usage};
 use crate::refusal::{RateKind, Refusal};
 use crate::writer::Command;
 
@@ -67,6 +67,7 @@ pub(crate) struct Args {
     pub writer: UnboundedSender<Command>,
     pub registry: Arc<Registry>,
     pub idle: Duration,
+    pub observer: Option<Arc<dyn SettleObserver>>,
 }
 
 pub(crate) struct State {
@@ -83,6 +84,7 @@ pub(crate) struct State {
     writer: UnboundedSender<Command>,
     registry: Arc<Registry>,
     idle: Duration,
+    observer: Option<Arc<dyn SettleObserver>>,
 }
 
 /// What a live reservation took besides money.
@@ -120,6 +122,7 @@ impl Actor for EntityActor {
             writer: args.writer,
             registry: args.registry,
             idle: args.idle,
+            observer: args.observer,
         })
     }
 
@@ -290,6 +293,9 @@ impl State {
             cost: usage.cost,
         }));
         self.check_soft_budget();
+        if let Some(observer) = &self.observer {
+            observer.settled(&self.entity, self.ledger.remaining(now));
+        }
     }
 
     fn release(&mut self, id: ReservationId) {

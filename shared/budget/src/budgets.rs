@@ -35,6 +35,12 @@ pub struct Usage {
     pub cost: Nanos,
 }
 
+/// Told about every settlement, e.g. to export the remaining budget as a metric.
+pub trait SettleObserver: Send + Sync + std::fmt::Debug {
+    /// `remaining` is the room left in the entity's current period (`None`: no limit).
+    fn settled(&self, entity: &EntityId, remaining: Option<Nanos>);
+}
+
 /// Tuning of the admission layer.
 #[derive(Clone, Debug)]
 pub struct BudgetsOptions {
@@ -42,6 +48,7 @@ pub struct BudgetsOptions {
     pub flush_window: Duration,
     /// An entity's actor stops after this long without requests.
     pub idle: Duration,
+    pub observer: Option<Arc<dyn SettleObserver>>,
 }
 
 impl Default for BudgetsOptions {
@@ -49,6 +56,7 @@ impl Default for BudgetsOptions {
         Self {
             flush_window: Duration::from_millis(200),
             idle: Duration::from_secs(300),
+            observer: None,
         }
     }
 }
@@ -257,6 +265,7 @@ impl Budgets {
             writer: self.inner.writer.clone(),
             registry: self.inner.registry.clone(),
             idle: self.inner.options.idle,
+            observer: self.inner.options.observer.clone(),
         };
         let (actor, _) =
             Actor::spawn_linked(None, EntityActor, args, self.inner.supervisor.clone())

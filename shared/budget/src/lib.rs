@@ -28,7 +28,7 @@ mod refusal;
 mod writer;
 
 pub use actor::EntitySnapshot;
-pub use budgets::{Budgets, BudgetsOptions, Demand, Ticket, Usage};
+pub use budgets::{Budgets, BudgetsOptions, Demand, SettleObserver, Ticket, Usage};
 pub use refusal::{RateKind, Refusal};
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ async fn budgets(clock: Arc<ManualClock>) -> (Budgets, Arc<MemoryStore>) {
         BudgetsOptions {
             flush_window: Duration::from_millis(10),
             idle: Duration::from_secs(300),
+            observer: None,
         },
     )
     .await

@@ -16,6 +16,7 @@
 
 mod env;
 mod model;
+mod observability;
 mod passthrough;
 mod price;
 mod settings;
@@ -26,6 +27,9 @@ use std::path::Path;
 
 pub use env::{Env, MapEnv, ProcessEnv};
 pub use model::{Deployment, ModelInfo, Provider};
+pub use observability::{
+    EntityLabels, LogFormat, MetricsSettings, ObservabilitySettings, OtlpSettings,
+};
 pub use passthrough::PassThrough;
 pub use price::Price;
 pub use secrecy::{ExposeSecret, SecretString};
@@ -40,6 +44,7 @@ pub struct Config {
     pub deployments: Vec<Deployment>,
     pub router: RouterSettings,
     pub general: GeneralSettings,
+    pub observability: ObservabilitySettings,
 }
 
 /// One problem found while loading, with the YAML path it concerns.

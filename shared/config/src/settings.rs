@@ -72,6 +72,7 @@ const TOP_LEVEL: &[&str] = &[
     "litellm_settings",
     "general_settings",
     "environment_variables",
+    "observability",
 ];
 
 const ROUTER_KEYS: &[&str] = &[
@@ -128,10 +129,12 @@ pub(crate) fn build(w: &mut Walker<'_>, root: &Value) -> Config {
     let router = router_settings(w, router_map, litellm);
     let general = general_settings(w, general_map);
     let deployments = build_model_list(w, root, &router);
+    let observability = crate::observability::build(w, top.get("observability"));
     Config {
         deployments,
         router,
         general,
+        observability,
     }
 }
 

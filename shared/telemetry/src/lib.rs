@@ -1,0 +1,16 @@
+//! What the node tells operators: metrics through an OpenTelemetry meter provider, exported in
+//! Prometheus' text format by `opentelemetry-prometheus`.
+//!
+//! Names follow the OpenTelemetry GenAI semantic conventions where one exists
+//! (`gen_ai.server.request.duration`, `gen_ai.server.time_to_first_token`,
+//! `gen_ai.client.token.usage`) and are `tollgate.*` otherwise. Every label value is bounded:
+//! routes are route patterns, models configured model groups, deployments configured ids; key
+//! aliases and teams appear only when the operator opts in.
+//!
+//! `tollgate_requests_total` and `tollgate_requests_failed_total` are recorded together under a
+//! shared lock that a scrape takes exclusively, so every scrape sees the failed counter equal to
+//! the 4xx + 5xx series of the total, never one updated without the other.
+
+mod metrics;
+
+pub use metrics::{Metrics, MetricsError, RequestRecord};

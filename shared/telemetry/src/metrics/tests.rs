@@ -1,0 +1,59 @@
+use std::time::Duration;
+
+use super::*;
+
+fn record(status: u16) -> RequestRecord<'static> {
+    RequestRecord {
+        status,
+        route: "/v1/chat/completions",
+        model: "gpt-test",
+        provider: "openai",
+        operation: Some("chat"),
+        duration: Duration::from_millis(12),
+        ttft: Some(Duration::from_millis(3)),
+        input_tokens: Some(7),
+        output_tokens: Some(5),
+        error: (status >= 400).then_some("upstream_error"),
+    }
+}
+
+#[test]
+fn prometheus_names_and_labels() {
+    let m = Metrics::new("tollgate-test").unwrap();
+    m.request(&record(200));
+    m.request(&record(200));
+    m.request(&record(502));
+    m.request(&record(418));
+    m.upstream(
+        "dep-a",
+        "openai",
+        "gpt-test",
+        true,
+        Duration::from_millis(5),
+    );
+    m.spend(
+        "gpt-test",
+        "openai",
+        1234,
+        &[("key_alias", "alice".to_owned())],
+    );
+    m.rejection("budget", "key");
+    m.in_flight(1);
+    let text = m.render().unwrap();
+    for needle in [
+        r#"tollgate_requests_total{model="gpt-test",provider="openai",route="/v1/chat/completions",status_code="200"} 2"#,
+        r#"tollgate_requests_failed_total{model="gpt-test",provider="openai",route="/v1/chat/completions",status_code="502"} 1"#,
+        r#"status_code="418""#,
+        "tollgate_requests_in_flight 1",
+        "gen_ai_server_request_duration_seconds_bucket",
+        "gen_ai_server_time_to_first_token_seconds_count",
+        r#"gen_ai_token_type="output""#,
+        "tollgate_upstream_duration_seconds_count",
+        r#"tollgate_spend_nano_usd_total{key_alias="alice",model="gpt-test",provider="openai"} 1234"#,
+        r#"tollgate_admission_rejections_total{entity="key",reason="budget"} 1"#,
+    ] {
+        assert!(text.contains(needle), "missing {needle} in\n{text}");
+    }
+    assert!(!text.contains(r#"tollgate_requests_failed_total{model="gpt-test",provider="openai",route="/v1/chat/completions",status_code="200"}"#));
+    assert!(!text.contains("otel_scope_name"), "no scope labels");
+}
