@@ -267,7 +267,7 @@ model_list:
 general_settings: { master_key: $KEY }
 EOF
     log "starting tollgate on core $GATEWAY_CORE"
-    start_bg tollgate taskset -c "$GATEWAY_CORE" "$TOLLGATE_BIN" serve --config "$WORK/tollgate.yaml" \
+    start_bg tollgate taskset -c "$GATEWAY_CORE" "$TOLLGATE_BIN" serve --admin-port 0 --config "$WORK/tollgate.yaml" \
         --port 0 --host 127.0.0.1 --data-dir "$WORK/tollgate-data" --drain-timeout 1
     TOLLGATE_PID=$LAST_PID
     TOLLGATE_PORT=$(wait_announced_port tollgate "$TOLLGATE_PID")

@@ -51,7 +51,7 @@ def gateway():
     )
     (workdir / "config.yaml").write_text(NODE_YAML.format(mock=mock_url, key=MASTER_KEY))
     node, node_url = _start(
-        [str(BIN_DIR / "tollgate"), "serve", "--config", str(workdir / "config.yaml"),
+        [str(BIN_DIR / "tollgate"), "serve", "--admin-port", "0", "--config", str(workdir / "config.yaml"),
          "--host", "127.0.0.1", "--port", "0", "--data-dir", str(workdir / "data")],
         workdir,
     )

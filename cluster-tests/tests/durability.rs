@@ -46,7 +46,16 @@ fn start(mut command: Command, log: &Path) -> (Child, String) {
 fn node(config: &Path, data: &Path, log: &Path) -> (Child, String) {
     let mut command = Command::new(bin("tollgate"));
     command
-        .args(["serve", "--host", "127.0.0.1", "--port", "0", "--config"])
+        .args([
+            "serve",
+            "--admin-port",
+            "0",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--config",
+        ])
         .arg(config)
         .arg("--data-dir")
         .arg(data);

@@ -140,6 +140,8 @@ fn a_busy_port_is_a_runtime_failure() {
     let out = Command::new(bin("tollgate"))
         .args([
             "serve",
+            "--admin-port",
+            "0",
             "--host",
             "127.0.0.1",
             "--port",
@@ -173,7 +175,16 @@ async fn sigterm_drains_a_stream_then_exits_zero_and_logs_no_secret() {
     );
     let mut node_cmd = Command::new(bin("tollgate"));
     node_cmd
-        .args(["serve", "--host", "127.0.0.1", "--port", "0", "--data-dir"])
+        .args([
+            "serve",
+            "--admin-port",
+            "0",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--data-dir",
+        ])
         .arg(dir.path().join("data"))
         .arg("--config")
         .arg(&cfg)

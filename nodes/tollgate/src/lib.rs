@@ -53,10 +53,24 @@ pub use passthrough::check_routes;
 /// How long in-flight requests may take to finish after a shutdown signal.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Where the admin gRPC API listens.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AdminListen {
+    /// Not served (the default for in-process nodes, e.g. tests).
+    #[default]
+    Off,
+    /// `admin.grpc_listen` from the config, with the port replaced when given (`--admin-port`).
+    FromConfig {
+        port: Option<u16>,
+    },
+    At(std::net::SocketAddr),
+}
+
 /// Node settings that come from the command line (or a test), not the config file.
 #[derive(Clone, Debug)]
 pub struct NodeOptions {
     pub drain_timeout: Duration,
+    pub admin: AdminListen,
     /// Where the embedded store lives; `None` keeps state in memory only (tests).
     pub data_dir: Option<PathBuf>,
     /// The source of "now" for budgets, periods, rate windows and key expiry.
@@ -68,6 +82,7 @@ impl Default for NodeOptions {
     fn default() -> Self {
         Self {
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            admin: AdminListen::Off,
             data_dir: None,
             clock: Arc::new(SystemClock),
             budgets: BudgetsOptions::default(),
@@ -102,6 +117,9 @@ pub(crate) struct Gateway {
 pub struct Node {
     gateway: Arc<Gateway>,
     options: NodeOptions,
+    /// The admin gRPC listener, bound by `new` and served by `serve`.
+    admin: Arc<std::sync::Mutex<Option<TcpListener>>>,
+    admin_addr: Option<std::net::SocketAddr>,
 }
 
 impl Node {
@@ -176,6 +194,27 @@ impl Node {
             entity_labels,
             metrics_listener: observe::separate_route(&config.observability.metrics),
         };
+        let admin_addr = match options.admin {
+            AdminListen::Off => None,
+            AdminListen::At(addr) => Some(addr),
+            AdminListen::FromConfig { port } => config.admin.grpc_listen.map(|mut addr| {
+                if let Some(port) = port {
+                    addr.set_port(port);
+                }
+                addr
+            }),
+        };
+        let (admin, admin_addr) = match admin_addr {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot listen for admin gRPC on {addr}: {e}"))?;
+                let bound = listener.local_addr()?;
+                tracing::info!("admin gRPC (tollgate.admin.v1) on {bound}");
+                (Some(listener), Some(bound))
+            }
+            None => (None, None),
+        };
         let scrape = &config.observability.metrics;
         tracing::info!(
             "metrics at GET {} on {} ({})",
@@ -198,7 +237,14 @@ impl Node {
         Ok(Node {
             gateway: Arc::new(gateway),
             options,
+            admin: Arc::new(std::sync::Mutex::new(admin)),
+            admin_addr,
         })
+    }
+
+    /// Where the admin gRPC API listens, if it is served.
+    pub fn admin_addr(&self) -> Option<std::net::SocketAddr> {
+        self.admin_addr
     }
 
     /// How every request so far has ended.
@@ -213,7 +259,15 @@ impl Node {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        serve::serve(self.gateway, listener, shutdown, self.options.drain_timeout).await
+        let admin = self.admin.lock().unwrap_or_else(|e| e.into_inner()).take();
+        serve::serve(
+            self.gateway,
+            listener,
+            admin,
+            shutdown,
+            self.options.drain_timeout,
+        )
+        .await
     }
 }
 

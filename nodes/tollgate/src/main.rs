@@ -1,12 +1,14 @@
 //! `tollgate`: parse arguments, load the config, start logging, call the library.
 
+mod admin_cli;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use tollgate::NodeOptions;
+use tollgate::{AdminListen, NodeOptions};
 use tollgate_config::{ConfigError, Loaded, ProcessEnv, load_file};
 
 /// Bad configuration or arguments (clap also exits with 2 for bad arguments).
@@ -37,7 +39,12 @@ enum Command {
         /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
         #[arg(long, default_value_t = tollgate::DEFAULT_DRAIN_TIMEOUT.as_secs())]
         drain_timeout: u64,
+        /// The admin gRPC port (overrides admin.grpc_listen's port; 0 picks a free one).
+        #[arg(long)]
+        admin_port: Option<u16>,
     },
+    /// Manage keys, users, teams and read usage through a node's admin gRPC API.
+    Admin(Box<admin_cli::AdminArgs>),
     /// Validate a config and print every problem with its YAML path.
     Check {
         #[arg(long, short)]
@@ -50,12 +57,14 @@ fn main() -> ExitCode {
     init_logging();
     match cli.command {
         Command::Check { config } => check(&config),
+        Command::Admin(args) => admin(*args),
         Command::Serve {
             config,
             port,
             host,
             data_dir,
             drain_timeout,
+            admin_port,
         } => {
             let Some(loaded) = load(&config) else {
                 return ExitCode::from(EXIT_CONFIG);
@@ -74,6 +83,7 @@ fn main() -> ExitCode {
             let options = NodeOptions {
                 drain_timeout: Duration::from_secs(drain_timeout),
                 data_dir: Some(data_dir),
+                admin: AdminListen::FromConfig { port: admin_port },
                 ..NodeOptions::default()
             };
             match serve(loaded, addr, options) {
@@ -95,16 +105,39 @@ async fn serve(loaded: Loaded, addr: SocketAddr, options: NodeOptions) -> anyhow
     let local = listener.local_addr()?;
     let node = tollgate::Node::new(loaded.config, options).await?;
     tracing::info!("listening on http://{local}");
-    announce(local);
+    announce(local, node.admin_addr());
     node.serve(listener, shutdown_signal()).await
 }
 
-/// One machine-readable line on stdout, for scripts and tests that start the node on port 0.
-#[expect(clippy::print_stdout, reason = "the one line scripts read")]
-fn announce(addr: SocketAddr) {
+/// Machine-readable lines on stdout, for scripts and tests that start the node on port 0.
+/// Whoever started us may have stopped reading; that is not an error.
+fn announce(addr: SocketAddr, admin: Option<SocketAddr>) {
     use std::io::Write;
-    println!("listening on http://{addr}");
-    let _ = std::io::stdout().flush();
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "listening on http://{addr}");
+    if let Some(admin) = admin {
+        let _ = writeln!(out, "admin grpc on http://{admin}");
+    }
+    let _ = out.flush();
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn admin_command(args: admin_cli::AdminArgs) -> anyhow::Result<String> {
+    admin_cli::run(args).await
+}
+
+#[expect(clippy::print_stdout, reason = "the command's answer")]
+fn admin(args: admin_cli::AdminArgs) -> ExitCode {
+    match admin_command(args) {
+        Ok(json) => {
+            println!("{json}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -17,6 +17,7 @@ use crate::respond::error_response;
 pub(crate) async fn serve(
     gateway: Arc<Gateway>,
     listener: TcpListener,
+    admin: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     drain_timeout: Duration,
 ) -> anyhow::Result<()> {
@@ -41,6 +42,17 @@ pub(crate) async fn serve(
         }
         None => None,
     };
+    let admin_server = admin.map(|listener| {
+        let mut stopped = metrics_stopped.clone();
+        let shutdown = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        tokio::spawn(crate::manage::grpc::serve(
+            gateway.clone(),
+            listener,
+            shutdown,
+        ))
+    });
     // Transport concerns only, outermost first:
     // 1. CatchPanicLayer: a panic in a handler becomes a 500 in OpenAI's shape, never a dropped
     //    connection or a dead worker. (The outcome point still records it, as a 500.)
@@ -91,7 +103,7 @@ pub(crate) async fn serve(
     }
     settling.budgets.shutdown().await;
     let _ = stop_metrics.send(true);
-    if let Some(server) = metrics_server {
+    for server in [metrics_server, admin_server].into_iter().flatten() {
         let _ = server.await;
     }
     Ok(())

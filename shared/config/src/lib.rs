@@ -33,7 +33,9 @@ pub use observability::{
 pub use passthrough::PassThrough;
 pub use price::Price;
 pub use secrecy::{ExposeSecret, SecretString};
-pub use settings::{GeneralSettings, RouterSettings, RoutingStrategy};
+pub use settings::{
+    AdminSettings, DEFAULT_ADMIN_LISTEN, GeneralSettings, RouterSettings, RoutingStrategy,
+};
 
 use tree::Walker;
 
@@ -45,6 +47,7 @@ pub struct Config {
     pub router: RouterSettings,
     pub general: GeneralSettings,
     pub observability: ObservabilitySettings,
+    pub admin: AdminSettings,
 }
 
 /// One problem found while loading, with the YAML path it concerns.

@@ -73,6 +73,7 @@ const TOP_LEVEL: &[&str] = &[
     "general_settings",
     "environment_variables",
     "observability",
+    "admin",
 ];
 
 const ROUTER_KEYS: &[&str] = &[
@@ -130,12 +131,58 @@ pub(crate) fn build(w: &mut Walker<'_>, root: &Value) -> Config {
     let general = general_settings(w, general_map);
     let deployments = build_model_list(w, root, &router);
     let observability = crate::observability::build(w, top.get("observability"));
+    let admin = admin_settings(w, top.get("admin"));
     Config {
         deployments,
         router,
         general,
         observability,
+        admin,
     }
+}
+
+/// The admin gRPC API's default listener (INTERFACE.md).
+pub const DEFAULT_ADMIN_LISTEN: &str = "0.0.0.0:4002";
+
+/// `admin:` (ours).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminSettings {
+    /// Where `tollgate.admin.v1` listens; `None` when disabled (`grpc_listen: null` or `false`).
+    pub grpc_listen: Option<std::net::SocketAddr>,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        Self {
+            grpc_listen: DEFAULT_ADMIN_LISTEN.parse().ok(),
+        }
+    }
+}
+
+fn admin_settings(w: &mut Walker<'_>, value: Option<&Value>) -> AdminSettings {
+    const A: &str = "admin";
+    let empty = Object::new();
+    let map = w.object(value, A).unwrap_or(&empty);
+    w.unknown_keys(map, A, &["grpc_listen"]);
+    let mut out = AdminSettings::default();
+    match map.get("grpc_listen") {
+        None => {}
+        Some(Value::Null | Value::Bool(false)) => out.grpc_listen = None,
+        Some(Value::String(addr)) => match addr.parse() {
+            Ok(addr) => out.grpc_listen = Some(addr),
+            Err(_) => w.problem(
+                &child(A, "grpc_listen"),
+                format!(
+                    "expected HOST:PORT like 0.0.0.0:4002 (or null to disable), found `{addr}`"
+                ),
+            ),
+        },
+        Some(other) => w.problem(
+            &child(A, "grpc_listen"),
+            format!("expected HOST:PORT like 0.0.0.0:4002 (or null to disable), found {other}"),
+        ),
+    }
+    out
 }
 
 fn router_settings(w: &mut Walker<'_>, map: &Object, litellm: &Object) -> RouterSettings {

@@ -176,11 +176,11 @@ pub(crate) async fn handle(
                 OneOrMany::One(m) => vec![m],
                 OneOrMany::Many(ms) => ms,
             };
-            to_value(
-                &service
-                    .member_add(&a.team_id, members, a.max_budget_in_team)
-                    .await?,
-            )
+            let budget = a
+                .max_budget_in_team
+                .map(|usd| super::input::usd_to_nanos("max_budget_in_team", usd))
+                .transpose()?;
+            to_value(&service.member_add(&a.team_id, members, budget).await?)
         }
         Manage::TeamMemberDelete => {
             #[derive(Deserialize)]

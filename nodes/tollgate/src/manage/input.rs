@@ -15,15 +15,23 @@ fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
-/// The limits of any entity.
+/// USD as LiteLLM sends it, to nano-USD at once; `null` stays "remove".
+fn nullable_usd<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<Nanos>>, D::Error> {
+    let usd = Option::<f64>::deserialize(d)?;
+    usd.map(|usd| usd_to_nanos("amount", usd).map_err(|e| serde::de::Error::custom(e.message)))
+        .transpose()
+        .map(Some)
+}
+
+/// The limits of any entity. Money is already nano-USD here.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub(crate) struct LimitChanges {
-    #[serde(default, deserialize_with = "nullable")]
-    pub(crate) max_budget: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "nullable_usd")]
+    pub(crate) max_budget: Option<Option<Nanos>>,
     #[serde(default, deserialize_with = "nullable")]
     pub(crate) budget_duration: Option<Option<String>>,
-    #[serde(default, deserialize_with = "nullable")]
-    pub(crate) soft_budget: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "nullable_usd")]
+    pub(crate) soft_budget: Option<Option<Nanos>>,
     #[serde(default, deserialize_with = "nullable")]
     pub(crate) rpm_limit: Option<Option<u64>>,
     #[serde(default, deserialize_with = "nullable")]
@@ -36,10 +44,10 @@ impl LimitChanges {
     /// Applies the changes; `now` anchors a newly set `budget_duration`.
     pub(crate) fn apply(&self, limits: &mut Limits, now: i64) -> Result<(), ApiError> {
         if let Some(v) = self.max_budget {
-            limits.max_budget = v.map(|usd| usd_to_nanos("max_budget", usd)).transpose()?;
+            limits.max_budget = v;
         }
-        if let Some(v) = &self.soft_budget {
-            limits.soft_budget = v.map(|usd| usd_to_nanos("soft_budget", usd)).transpose()?;
+        if let Some(v) = self.soft_budget {
+            limits.soft_budget = v;
         }
         if let Some(v) = &self.budget_duration {
             limits.budget_duration = v
@@ -70,7 +78,7 @@ pub(crate) fn usd_to_nanos(field: &str, usd: f64) -> Result<Nanos, ApiError> {
     if !usd.is_finite() || !(0.0..=1e9).contains(&usd) {
         return Err(ApiError::invalid_field(
             field,
-            format!("`{field}` must be a number of USD between 0 and 1e9, found {usd}"),
+            format!("{field} must be a number of USD between 0 and 1e9, found {usd}"),
         ));
     }
     Ok((usd * 1e9).round() as Nanos)

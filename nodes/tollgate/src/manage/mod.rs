@@ -5,6 +5,7 @@
 //! caller was told exists survives a crash. Budget changes reach the entity actors with the
 //! next request (each admission carries the current limits).
 
+pub(crate) mod grpc;
 mod http;
 mod input;
 mod service;

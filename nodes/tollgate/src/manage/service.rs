@@ -7,10 +7,10 @@ use tollgate_accounts::{
 };
 use tollgate_api::{ApiError, ErrorCode};
 use tollgate_budget::{Budgets, EntitySnapshot};
-use tollgate_ledger::{BudgetDuration, days_from_civil};
+use tollgate_ledger::{BudgetDuration, Nanos, days_from_civil};
 use tollgate_store::{Store, StoreError, day_of};
 
-use super::input::{KeyChanges, MemberInput, TeamChanges, UserChanges, usd_to_nanos};
+use super::input::{KeyChanges, MemberInput, TeamChanges, UserChanges};
 use super::view::{KeyView, TeamView, UsageRowView, UsageTotals, UsageView, UserView, date_text};
 use crate::admission::refused;
 
@@ -521,7 +521,7 @@ impl Service {
         &self,
         team_id: &str,
         members: Vec<MemberInput>,
-        max_budget_in_team: Option<f64>,
+        max_budget_in_team: Option<Nanos>,
     ) -> Result<TeamView, ApiError> {
         let _writing = self.writes.lock().await;
         let mut team = (*self
@@ -529,9 +529,7 @@ impl Service {
             .team(team_id)
             .ok_or_else(|| not_found("team", team_id))?)
         .clone();
-        let budget = max_budget_in_team
-            .map(|usd| usd_to_nanos("max_budget_in_team", usd))
-            .transpose()?;
+        let budget = max_budget_in_team;
         for m in members {
             let role = m.team_role()?;
             team.members.retain(|old| old.user_id != m.user_id);

@@ -27,6 +27,7 @@ pub(crate) struct LimitsView {
     pub(crate) spend_nano_usd: Nanos,
     pub(crate) reserved_nano_usd: Nanos,
     pub(crate) max_budget_nano_usd: Option<Nanos>,
+    pub(crate) soft_budget_nano_usd: Option<Nanos>,
 }
 
 impl LimitsView {
@@ -47,6 +48,7 @@ impl LimitsView {
             spend_nano_usd: snapshot.spend,
             reserved_nano_usd: snapshot.reserved,
             max_budget_nano_usd: limits.max_budget,
+            soft_budget_nano_usd: limits.soft_budget,
         }
     }
 }
@@ -116,6 +118,7 @@ pub(crate) struct MemberView {
     pub(crate) user_id: String,
     pub(crate) role: &'static str,
     pub(crate) max_budget_in_team: Option<f64>,
+    pub(crate) max_budget_in_team_nano_usd: Option<Nanos>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -148,6 +151,7 @@ impl TeamView {
                         TeamRole::User => "user",
                     },
                     max_budget_in_team: m.max_budget_in_team.map(usd),
+                    max_budget_in_team_nano_usd: m.max_budget_in_team,
                 })
                 .collect(),
             metadata: team.metadata.clone(),

@@ -76,6 +76,8 @@ pub fn mock_settings(yaml: &str) -> MockSettings {
 pub struct TestNode {
     pub server: Running,
     pub outcomes: Arc<Outcomes>,
+    /// The admin gRPC address, when the options asked for one.
+    pub admin: Option<SocketAddr>,
 }
 
 impl TestNode {
@@ -98,6 +100,7 @@ pub async fn start_node_with(yaml: &str, mock: Option<&Running>, options: NodeOp
     let loaded = load_str(&yaml, "test.yaml", &env).unwrap();
     let node = Node::new(loaded.config, options).await.unwrap();
     let outcomes = node.outcomes();
+    let admin = node.admin_addr();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel();
@@ -111,6 +114,7 @@ pub async fn start_node_with(yaml: &str, mock: Option<&Running>, options: NodeOp
             task: Some(task),
         },
         outcomes,
+        admin,
     }
 }
 

@@ -1,0 +1,153 @@
+//! `tollgate admin ...` against a real node's admin gRPC API.
+
+#![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::Value;
+
+const MASTER: &str = "sk-admin-cli-master-77";
+
+fn bin(name: &str) -> PathBuf {
+    let dir = std::env::var_os("TOLLGATE_BIN_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug"),
+        PathBuf::from,
+    );
+    dir.join(name)
+}
+
+/// A process killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a node and returns it with its HTTP and admin gRPC addresses.
+fn start_node(dir: &Path) -> (Proc, String, String) {
+    let config = dir.join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "model_list:\n  - model_name: m\n    litellm_params: {{ model: mock/m, input_cost_per_token: 0.000001, output_cost_per_token: 0.000002 }}\ngeneral_settings: {{ master_key: {MASTER} }}\n"
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(bin("tollgate"))
+        .args([
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--admin-port",
+            "0",
+            "--config",
+        ])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(dir.join("node.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let http = lines.next().unwrap().unwrap();
+    let admin = lines.next().unwrap().unwrap();
+    let http = http.strip_prefix("listening on ").unwrap().to_owned();
+    let admin = admin
+        .strip_prefix("admin grpc on ")
+        .unwrap_or_else(|| panic!("no admin address: {admin:?}"))
+        .to_owned();
+    (Proc(child), http, admin)
+}
+
+fn admin(addr: &str, key: &str, args: &[&str]) -> Output {
+    Command::new(bin("tollgate"))
+        .arg("admin")
+        .args(["--addr", addr])
+        .env("TOLLGATE_ADMIN_KEY", key)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn json(out: &Output) -> Value {
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn keys_and_usage_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_node, http, addr) = start_node(dir.path());
+
+    let made = json(&admin(
+        &addr,
+        MASTER,
+        &[
+            "keys",
+            "generate",
+            "--alias",
+            "cli-key",
+            "--max-budget-usd",
+            "10.5",
+            "--budget-duration",
+            "1mo",
+            "--rpm",
+            "60",
+        ],
+    ));
+    let key = made["key"].as_str().unwrap().to_owned();
+    assert_eq!(
+        made["info"]["limits"]["max_budget_nano_usd"],
+        10_500_000_000u64
+    );
+    assert_eq!(made["info"]["key_alias"], "cli-key");
+
+    let r = reqwest::Client::new()
+        .post(format!("{http}/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let info = json(&admin(&addr, MASTER, &["keys", "info", &key]));
+    let spend = info["limits"]["spend_nano_usd"].as_u64().unwrap();
+    assert!(spend > 0);
+    let usage = json(&admin(&addr, MASTER, &["usage", "--key", &key]));
+    assert_eq!(usage["requests"], 1);
+    assert_eq!(usage["spend_nano_usd"].as_u64(), Some(spend));
+
+    let updated = json(&admin(
+        &addr,
+        MASTER,
+        &["keys", "update", &key, "--no-max-budget"],
+    ));
+    assert_eq!(updated["limits"]["max_budget_nano_usd"], Value::Null);
+    assert_eq!(updated["limits"]["rpm_limit"], 60, "untouched");
+
+    // A wrong key: exit 1, a clear message, the key not echoed.
+    let out = admin(&addr, "sk-wrong-admin-key-42", &["keys", "list"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Unauthenticated"), "{stderr}");
+    assert!(!stderr.contains("sk-wrong-admin-key-42"), "{stderr}");
+    // Bad arguments: exit 2.
+    let out = admin(
+        &addr,
+        MASTER,
+        &["keys", "generate", "--max-budget-usd", "lots"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not an amount of USD"));
+    let out = admin(&addr, MASTER, &["keys", "frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+}
