@@ -18,6 +18,7 @@ use tollgate_providers::sse::UsageFilter;
 use tollgate_providers::{Call, ProviderError, Reply, collect, upstream_error};
 
 use crate::models::Target;
+use crate::outcome::otel_int;
 use tollgate_telemetry::Metrics;
 
 /// The largest non-stream upstream response the node will hold.
@@ -48,6 +49,8 @@ pub(crate) struct Attempt {
     pub(crate) metrics: Arc<Metrics>,
     /// Opted-in tenant labels for the spend counter.
     pub(crate) tenant: Vec<(&'static str, String)>,
+    /// The client's `traceparent`, forwarded when this node exports no spans of its own.
+    pub(crate) client_trace: Option<http::HeaderValue>,
 }
 
 /// The start of a successful answer.
@@ -87,18 +90,28 @@ enum Cost {
 impl Attempt {
     pub(crate) async fn run(mut self, head: oneshot::Sender<Result<Head, ApiError>>) {
         let id = self.target.id.clone();
+        let span = tracing::Span::current();
+        let mut trace = tollgate_telemetry::trace_headers(&span);
+        if trace.is_empty()
+            && let Some(parent) = self.client_trace.take()
+        {
+            trace.push(("traceparent", parent));
+        }
         let call = Call {
             endpoint: self.endpoint,
             body: self.body.clone(),
             stream: self.stream,
             request_id: &self.request_id,
             attempt: 1,
+            trace,
         };
         let started = std::time::Instant::now();
         let reply = match self.target.upstream.send(call).await {
             Ok(reply) => reply,
             Err(e) => {
                 self.upstream_done(false, started);
+                span.record("error.type", e.code().code());
+                span.record("otel.status_code", "ERROR");
                 let cost = match e {
                     ProviderError::Connect => Cost::NotSent,
                     _ => Cost::Unknown,
@@ -108,8 +121,13 @@ impl Attempt {
                 return;
             }
         };
+        span.record(
+            "http.response.status_code",
+            i64::from(reply.status.as_u16()),
+        );
         if !reply.status.is_success() {
             self.upstream_done(false, started);
+            span.record("otel.status_code", "ERROR");
             let error = refusal(reply, &id).await;
             self.settle(Cost::Refused);
             let _ = head.send(Err(error));
@@ -279,6 +297,11 @@ impl Attempt {
                 }
             }
         };
+        if usage.input_tokens + usage.output_tokens > 0 {
+            let span = tracing::Span::current();
+            span.record("gen_ai.usage.input_tokens", otel_int(usage.input_tokens));
+            span.record("gen_ai.usage.output_tokens", otel_int(usage.output_tokens));
+        }
         if usage.cost > 0 {
             let provider = self.target.upstream.deployment.provider.name();
             self.metrics

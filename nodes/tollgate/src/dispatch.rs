@@ -13,6 +13,7 @@ use http::request::Parts;
 use http_body_util::{BodyExt, Limited};
 use tollgate_api::{ApiError, ErrorCode};
 use tollgate_auth::{Caller, Principal, RouteId, authorize};
+use tracing::Instrument;
 
 use crate::outcome::Outcome;
 use crate::relay::Relay;
@@ -31,7 +32,10 @@ pub(crate) enum Answer {
 pub(crate) async fn dispatch(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let mut outcome = gateway.outcomes.begin(&parts.method, &parts.headers);
-    let result = handle(&gateway, &mut outcome, parts, body).await;
+    let span = outcome.span().clone();
+    let result = handle(&gateway, &mut outcome, parts, body)
+        .instrument(span)
+        .await;
     finish(outcome, result)
 }
 

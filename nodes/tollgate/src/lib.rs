@@ -49,6 +49,7 @@ use tollgate_telemetry::Metrics;
 
 pub use outcome::{OutcomeKey, Outcomes};
 pub use passthrough::check_routes;
+pub use tollgate_telemetry as telemetry;
 
 /// How long in-flight requests may take to finish after a shutdown signal.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);

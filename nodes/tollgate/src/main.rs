@@ -54,7 +54,6 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
     match cli.command {
         Command::Check { config } => check(&config),
         Command::Admin(args) => admin(*args),
@@ -86,10 +85,10 @@ fn main() -> ExitCode {
                 admin: AdminListen::FromConfig { port: admin_port },
                 ..NodeOptions::default()
             };
-            match serve(loaded, addr, options) {
+            match serve(loaded, config, addr, options) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    tracing::error!("{e:#}");
+                    eprintln!("error: {e:#}");
                     ExitCode::from(EXIT_RUNTIME)
                 }
             }
@@ -98,7 +97,28 @@ fn main() -> ExitCode {
 }
 
 #[tokio::main]
-async fn serve(loaded: Loaded, addr: SocketAddr, options: NodeOptions) -> anyhow::Result<()> {
+async fn serve(
+    loaded: Loaded,
+    source: PathBuf,
+    addr: SocketAddr,
+    options: NodeOptions,
+) -> anyhow::Result<()> {
+    let observability = &loaded.config.observability;
+    let _telemetry = tollgate_telemetry::init(&tollgate_telemetry::TracingSettings {
+        json_logs: observability.log_format == tollgate_config::LogFormat::Json,
+        otlp_endpoint: observability.otlp.endpoint.clone(),
+        service_name: observability
+            .otlp
+            .service_name
+            .clone()
+            .unwrap_or_else(|| "tollgate".to_owned()),
+    })?;
+    for w in &loaded.warnings {
+        tracing::warn!("{}: {w}", source.display());
+    }
+    if tollgate_telemetry::traces_enabled() {
+        tracing::info!("exporting traces over OTLP/gRPC");
+    }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
@@ -154,12 +174,7 @@ async fn shutdown_signal() {
 
 fn load(path: &std::path::Path) -> Option<Loaded> {
     match load_file(path, &ProcessEnv) {
-        Ok(loaded) => {
-            for w in &loaded.warnings {
-                tracing::warn!("{}: {w}", path.display());
-            }
-            Some(loaded)
-        }
+        Ok(loaded) => Some(loaded),
         Err(e) => {
             report(&e);
             None
@@ -207,15 +222,4 @@ fn check(path: &std::path::Path) -> ExitCode {
             ExitCode::from(EXIT_CONFIG)
         }
     }
-}
-
-fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("TOLLGATE_LOG")
-        .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }

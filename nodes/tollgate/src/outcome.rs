@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use tollgate_api::{ApiError, Endpoint, ErrorCode, Usage};
-use tollgate_telemetry::{Metrics, RequestRecord};
+use tollgate_telemetry::{Metrics, RequestRecord, adopt_parent, traces_enabled};
+use tracing::Span;
+use tracing::field::Empty;
 
 use crate::respond::REQUEST_ID;
 
@@ -74,7 +76,33 @@ impl Outcomes {
             .filter(|v| is_sane_id(v.as_bytes()))
             .cloned()
             .unwrap_or_else(|| self.new_id());
+        let span = if traces_enabled() {
+            let span = tracing::info_span!(
+                "request",
+                otel.name = Empty,
+                otel.kind = "server",
+                otel.status_code = Empty,
+                http.request.method = %method,
+                http.route = Empty,
+                http.response.status_code = Empty,
+                gen_ai.operation.name = Empty,
+                gen_ai.request.model = Empty,
+                gen_ai.provider.name = Empty,
+                gen_ai.usage.input_tokens = Empty,
+                gen_ai.usage.output_tokens = Empty,
+                error.type = Empty,
+                tollgate.request_id = request_id.to_str().unwrap_or_default(),
+                tollgate.deployment = Empty,
+            );
+            span
+        } else {
+            Span::none()
+        };
+        let client_trace = headers.get("traceparent").cloned();
         Outcome {
+            span,
+            client_trace,
+            parent_linked: false,
             sink: self.clone(),
             request_id,
             method: method.clone(),
@@ -116,9 +144,11 @@ impl Outcomes {
         self.in_flight.load(Ordering::Relaxed)
     }
 
-    fn record(&self, outcome: &Outcome, status: u16) {
+    fn record(&self, outcome: &mut Outcome, status: u16) {
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
         let latency = outcome.started.elapsed();
+        outcome.link_parent();
+        trace_outcome(outcome, status);
         log_access(outcome, status, latency);
         if let Some(metrics) = &self.metrics {
             metrics.in_flight(-1);
@@ -154,6 +184,41 @@ impl Outcomes {
     }
 }
 
+/// Fills the request span's attributes; the span ends when the outcome is dropped.
+fn trace_outcome(o: &Outcome, status: u16) {
+    let span = &o.span;
+    if span.is_disabled() {
+        return;
+    }
+    let model = o.model.as_deref();
+    span.record("http.response.status_code", i64::from(status));
+    if let Some(endpoint) = o.endpoint {
+        span.record("gen_ai.operation.name", operation_name(endpoint));
+    }
+    if let Some(model) = model {
+        span.record("gen_ai.request.model", model);
+        span.record("gen_ai.provider.name", o.provider);
+    }
+    if let Some(deployment) = &o.deployment {
+        span.record("tollgate.deployment", &**deployment);
+    }
+    if let Some(usage) = o.usage {
+        span.record("gen_ai.usage.input_tokens", otel_int(usage.input_tokens));
+        span.record("gen_ai.usage.output_tokens", otel_int(usage.output_tokens));
+    }
+    if let Some(error) = o.error {
+        span.record("error.type", error.code());
+    }
+    if status >= 500 || o.error.is_some() {
+        span.record("otel.status_code", "ERROR");
+    }
+}
+
+/// A count as an OpenTelemetry integer attribute (OTel has no unsigned type).
+pub(crate) fn otel_int(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
 /// The GenAI conventions' `gen_ai.operation.name`.
 fn operation_name(endpoint: Endpoint) -> &'static str {
     match endpoint {
@@ -168,7 +233,7 @@ fn is_sane_id(id: &[u8]) -> bool {
 }
 
 fn log_access(o: &Outcome, status: u16, latency: Duration) {
-    tracing::debug!(
+    tracing::info!(
         target: "tollgate::access",
         request_id = o.request_id.to_str().unwrap_or("-"),
         method = %o.method,
@@ -187,6 +252,13 @@ fn log_access(o: &Outcome, status: u16, latency: Duration) {
 /// How one request is ending; see the module docs.
 #[derive(Debug)]
 pub(crate) struct Outcome {
+    /// The request's span (disabled unless traces are exported); ends with the outcome.
+    span: Span,
+    /// The client's own `traceparent`: the span's parent (linked once the span is named; a
+    /// span's name is fixed when its context is built), and forwarded upstream when we
+    /// export no spans.
+    client_trace: Option<HeaderValue>,
+    parent_linked: bool,
     sink: Arc<Outcomes>,
     request_id: HeaderValue,
     method: Method,
@@ -210,10 +282,24 @@ impl Outcome {
         &self.request_id
     }
 
+    pub(crate) fn span(&self) -> &Span {
+        &self.span
+    }
+
+    pub(crate) fn client_trace(&self) -> Option<&HeaderValue> {
+        self.client_trace.as_ref()
+    }
+
     /// The matched route; `counted: false` for probes (health), which are not API traffic.
     pub(crate) fn set_route(&mut self, route: &'static str, counted: bool) {
         self.route = route;
         self.counted = counted;
+        // The span's name must be set before its context is used (children, propagation).
+        if !self.span.is_disabled() {
+            self.span
+                .record("otel.name", format!("{} {route}", self.method).as_str());
+            self.span.record("http.route", route);
+        }
     }
 
     pub(crate) fn set_endpoint(&mut self, endpoint: Endpoint) {
@@ -228,7 +314,28 @@ impl Outcome {
     }
 
     pub(crate) fn set_model(&mut self, group: Arc<str>) {
+        if !self.span.is_disabled()
+            && let Some(endpoint) = self.endpoint
+        {
+            let name = format!("{} {group}", operation_name(endpoint));
+            self.span.record("otel.name", name.as_str());
+        }
         self.model = Some(group);
+        self.link_parent();
+    }
+
+    /// Makes the span a child of the client's `traceparent`. Done once the span has its final
+    /// name (route, then model) and before anything uses its context.
+    pub(crate) fn link_parent(&mut self) {
+        if self.parent_linked || self.span.is_disabled() {
+            return;
+        }
+        self.parent_linked = true;
+        if let Some(parent) = &self.client_trace {
+            let mut headers = HeaderMap::with_capacity(1);
+            headers.insert("traceparent", parent.clone());
+            adopt_parent(&self.span, &headers);
+        }
     }
 
     pub(crate) fn set_deployment(&mut self, provider: &'static str, deployment: Arc<str>) {
@@ -251,7 +358,7 @@ impl Outcome {
             self.error = Some(e.code);
         }
         self.finished = true;
-        self.sink.clone().record(&self, status.as_u16());
+        self.sink.clone().record(&mut self, status.as_u16());
     }
 }
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use http::{HeaderMap, StatusCode};
+use http::{HeaderMap, HeaderValue, StatusCode};
 use tollgate_api::Endpoint;
 use tollgate_config::{Deployment, Provider, RouterSettings};
 
@@ -26,6 +26,8 @@ pub struct Call<'a> {
     pub request_id: &'a str,
     /// 1 for the first attempt; sent as `x-tollgate-attempt`.
     pub attempt: u32,
+    /// W3C trace context of this attempt (`traceparent`, `tracestate`), sent upstream.
+    pub trace: Vec<(&'static str, HeaderValue)>,
 }
 
 /// The upstream's answer: status and headers are known, the body is still to be read.

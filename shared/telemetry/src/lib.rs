@@ -1,5 +1,6 @@
 //! What the node tells operators: metrics through an OpenTelemetry meter provider, exported in
-//! Prometheus' text format by `opentelemetry-prometheus`.
+//! Prometheus' text format by `opentelemetry-prometheus`; logs (text or JSON) and traces
+//! (OTLP/gRPC, W3C trace context) through one `tracing` subscriber ([`init`]).
 //!
 //! Names follow the OpenTelemetry GenAI semantic conventions where one exists
 //! (`gen_ai.server.request.duration`, `gen_ai.server.time_to_first_token`,
@@ -12,5 +13,9 @@
 //! the 4xx + 5xx series of the total, never one updated without the other.
 
 mod metrics;
+mod traces;
 
 pub use metrics::{Metrics, MetricsError, RequestRecord};
+pub use traces::{
+    TracingError, TracingGuard, TracingSettings, adopt_parent, init, trace_headers, traces_enabled,
+};

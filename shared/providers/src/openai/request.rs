@@ -85,6 +85,9 @@ impl HttpUpstream {
             headers.insert(REQUEST_ID.clone(), id);
         }
         headers.insert(ATTEMPT.clone(), HeaderValue::from(call.attempt));
+        for (name, value) in &call.trace {
+            headers.insert(*name, value.clone());
+        }
         let mut request = self
             .client
             .post(self.url(call.endpoint).clone())

@@ -1,0 +1,186 @@
+//! Traces really arrive at an OTLP/gRPC receiver (built on opentelemetry-proto's tonic server
+//! stubs): a span per request named `chat {model}` with `gen_ai.*` attributes, parented to the
+//! client's `traceparent`, a child span per upstream attempt, and the attempt's context
+//! propagated to the upstream. One test per file: the tracing subscriber is process-global.
+
+#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use axum::http::HeaderMap;
+use common::*;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+#[derive(Clone, Default)]
+struct Receiver {
+    spans: Arc<Mutex<Vec<Span>>>,
+}
+
+#[tonic::async_trait]
+impl TraceService for Receiver {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let mut spans = self.spans.lock().unwrap();
+        for resource in request.into_inner().resource_spans {
+            for scope in resource.scope_spans {
+                spans.extend(scope.spans);
+            }
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+fn attr<'a>(span: &'a Span, key: &str) -> Option<&'a AnyValue> {
+    span.attributes
+        .iter()
+        .find(|a| a.key == key)
+        .and_then(|a| a.value.as_ref())
+        .and_then(|v| v.value.as_ref())
+}
+
+fn text(span: &Span, key: &str) -> String {
+    match attr(span, key) {
+        Some(AnyValue::StringValue(s)) => s.clone(),
+        other => panic!("{key}: {other:?} in {:?}", span.name),
+    }
+}
+
+fn int(span: &Span, key: &str) -> i64 {
+    match attr(span, key) {
+        Some(AnyValue::IntValue(n)) => *n,
+        other => panic!("{key}: {other:?} in {:?}", span.name),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
+const CLIENT_SPAN: &str = "b7ad6b7169203331";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_arrive_with_attributes_and_parentage() {
+    // The OTLP receiver.
+    let receiver = Receiver::default();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let otlp = listener.local_addr().unwrap();
+    let app = tonic::service::Routes::new(TraceServiceServer::new(receiver.clone()))
+        .prepare()
+        .into_axum_router();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    // An upstream that records the trace context it was sent.
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let recorded = seen.clone();
+    let upstream = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(move |headers: HeaderMap| {
+            let recorded = recorded.clone();
+            async move {
+                if let Some(tp) = headers.get("traceparent") {
+                    recorded.lock().unwrap().push(tp.to_str().unwrap().to_owned());
+                }
+                let body = json!({
+                    "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "up-model",
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9}
+                });
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    body.to_string(),
+                )
+            }
+        }),
+    );
+    let up = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up_addr = up.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(up, upstream).await });
+
+    let guard = tollgate::telemetry::init(&tollgate::telemetry::TracingSettings {
+        json_logs: true,
+        otlp_endpoint: Some(format!("http://{otlp}")),
+        service_name: "tollgate-test".to_owned(),
+    })
+    .unwrap();
+    assert!(tollgate::telemetry::traces_enabled());
+
+    let yaml = format!(
+        "model_list:\n  - model_name: gpt-test\n    litellm_params: {{ model: openai/up-model, api_base: \"http://{up_addr}/v1\" }}\ngeneral_settings: {{ master_key: {MASTER} }}\n"
+    );
+    let node = start_node(&yaml, None).await;
+    let response = client()
+        .post(node.url("/v1/chat/completions"))
+        .bearer_auth(MASTER)
+        .header("traceparent", format!("00-{TRACE_ID}-{CLIENT_SPAN}-01"))
+        .json(&json!({"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let _: Value = response.json().await.unwrap();
+    node.server.stop().await.unwrap();
+    // Shutting the provider down flushes the batch.
+    tokio::task::spawn_blocking(move || drop(guard))
+        .await
+        .unwrap();
+
+    let spans = receiver.spans.lock().unwrap().clone();
+    let request = spans
+        .iter()
+        .find(|s| s.name == "chat gpt-test")
+        .unwrap_or_else(|| {
+            panic!(
+                "no request span in {:?}",
+                spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+            )
+        });
+    assert_eq!(hex(&request.trace_id), TRACE_ID, "joins the client's trace");
+    assert_eq!(
+        hex(&request.parent_span_id),
+        CLIENT_SPAN,
+        "parented to the client's span"
+    );
+    assert_eq!(request.kind, 2, "SERVER");
+    assert_eq!(text(request, "gen_ai.operation.name"), "chat");
+    assert_eq!(text(request, "gen_ai.request.model"), "gpt-test");
+    assert_eq!(text(request, "gen_ai.provider.name"), "openai");
+    assert_eq!(int(request, "http.response.status_code"), 200);
+    assert_eq!(int(request, "gen_ai.usage.input_tokens"), 7);
+    assert_eq!(int(request, "gen_ai.usage.output_tokens"), 2);
+    assert_eq!(text(request, "http.route"), "/v1/chat/completions");
+
+    let attempt = spans
+        .iter()
+        .find(|s| s.name == "chat up-model")
+        .expect("an upstream attempt span");
+    assert_eq!(attempt.trace_id, request.trace_id);
+    assert_eq!(
+        attempt.parent_span_id, request.span_id,
+        "child of the request span"
+    );
+    assert_eq!(attempt.kind, 3, "CLIENT");
+    assert_eq!(text(attempt, "gen_ai.request.model"), "up-model");
+    assert_eq!(int(attempt, "http.response.status_code"), 200);
+
+    let sent = seen.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        sent[0],
+        format!("00-{TRACE_ID}-{}-01", hex(&attempt.span_id)),
+        "the upstream continues the trace from the attempt span"
+    );
+}

@@ -1,0 +1,184 @@
+//! Logs and traces: one `tracing` subscriber with an env filter, a text or JSON log layer on
+//! stderr, and — when an OTLP endpoint is configured (or `OTEL_EXPORTER_OTLP_ENDPOINT` /
+//! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set) — an OpenTelemetry layer exporting spans over
+//! OTLP/gRPC in batches. W3C trace context (`traceparent`) is the propagation format.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// Whether spans go anywhere. Request spans are only built when they do, so a node without
+/// a collector pays nothing for them.
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+/// Whether request spans are exported (an OTLP endpoint is configured).
+pub fn traces_enabled() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TracingError {
+    #[error("OTLP trace exporter: {0}")]
+    Exporter(String),
+    #[error("a global tracing subscriber is already set")]
+    AlreadySet,
+}
+
+/// How logs and traces are set up.
+#[derive(Clone, Debug, Default)]
+pub struct TracingSettings {
+    pub json_logs: bool,
+    /// `observability.otlp.endpoint`; the standard OTEL variables apply when absent.
+    pub otlp_endpoint: Option<String>,
+    pub service_name: String,
+}
+
+/// Keeps the span exporter and the log writer alive; dropping it flushes both.
+#[derive(Debug)]
+pub struct TracingGuard {
+    provider: Option<SdkTracerProvider>,
+    _logs: tracing_appender::non_blocking::WorkerGuard,
+}
+
+impl Drop for TracingGuard {
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take() {
+            let _ = provider.shutdown();
+        }
+    }
+}
+
+fn env_endpoint() -> bool {
+    [
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    ]
+    .iter()
+    .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()))
+}
+
+/// Installs the global subscriber. Must run inside a Tokio runtime when OTLP is on (the
+/// exporter's channel and batch worker live there).
+pub fn init(settings: &TracingSettings) -> Result<TracingGuard, TracingError> {
+    let filter = EnvFilter::try_from_env("TOLLGATE_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let provider = if settings.otlp_endpoint.is_some() || env_endpoint() {
+        let mut builder = opentelemetry_otlp::SpanExporter::builder().with_tonic();
+        if let Some(endpoint) = &settings.otlp_endpoint {
+            builder = builder.with_endpoint(endpoint.clone());
+        }
+        let exporter = builder
+            .build()
+            .map_err(|e| TracingError::Exporter(e.to_string()))?;
+        let provider = SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(
+                Resource::builder()
+                    .with_service_name(settings.service_name.clone())
+                    .build(),
+            )
+            .build();
+        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+        Some(provider)
+    } else {
+        None
+    };
+    let otel = provider.as_ref().map(|p| {
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer("tollgate"))
+            .with_tracked_inactivity(false)
+            // Start a span's context lazily, so its name can still be set after it is entered.
+            .with_context_activation(false)
+    });
+    // Log lines are written by a dedicated thread: a request never waits on stderr.
+    let (writer, logs) = tracing_appender::non_blocking(std::io::stderr());
+    let (text, json) = if settings.json_logs {
+        (
+            None,
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_span_list(false)
+                    .with_current_span(false)
+                    .with_writer(writer),
+            ),
+        )
+    } else {
+        (
+            Some(tracing_subscriber::fmt::layer().with_writer(writer)),
+            None,
+        )
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(text)
+        .with(json)
+        .with(otel)
+        .try_init()
+        .map_err(|_| TracingError::AlreadySet)?;
+    EXPORTING.store(provider.is_some(), Ordering::Relaxed);
+    Ok(TracingGuard {
+        provider,
+        _logs: logs,
+    })
+}
+
+struct HeaderExtractor<'a>(&'a HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(HeaderName::as_str).collect()
+    }
+}
+
+/// Makes `span` a child of the client's `traceparent`, when it sent a valid one.
+pub fn adopt_parent(span: &tracing::Span, headers: &HeaderMap) {
+    if !headers.contains_key("traceparent") {
+        return;
+    }
+    let parent = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
+    if parent.span().span_context().is_valid() {
+        let _ = span.set_parent(parent);
+    }
+}
+
+struct PairInjector<'a>(&'a mut Vec<(&'static str, HeaderValue)>);
+
+impl Injector for PairInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        let name = match key {
+            "traceparent" => "traceparent",
+            "tracestate" => "tracestate",
+            _ => return,
+        };
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            self.0.push((name, value));
+        }
+    }
+}
+
+/// The W3C trace headers of `span` for an upstream request (empty when it has no context).
+pub fn trace_headers(span: &tracing::Span) -> Vec<(&'static str, HeaderValue)> {
+    let mut out = Vec::new();
+    let context = span.context();
+    if context.span().span_context().is_valid() {
+        TraceContextPropagator::new().inject_context(&context, &mut PairInjector(&mut out));
+    }
+    out
+}
