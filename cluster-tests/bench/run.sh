@@ -42,8 +42,9 @@ for m in $MODES; do
     [[ $m == nonstream || $m == stream ]] || die "BENCH_MODES: '$m' is not nonstream|stream"
 done
 for t in $TARGETS; do
-    [[ $t == direct || $t == nginx || $t == tollgate || $t == tollgate-key ]] ||
-        die "BENCH_TARGETS: '$t' is not direct|nginx|tollgate|tollgate-key"
+    [[ $t == direct || $t == nginx || $t == tollgate || $t == tollgate-key ||
+        $t == tollgate-bare || $t == tollgate-otel ]] ||
+        die "BENCH_TARGETS: '$t' is not direct|nginx|tollgate|tollgate-key|tollgate-bare|tollgate-otel"
 done
 [[ -n ${CONCURRENCY// /} && -n ${MODES// /} && -n ${TARGETS// /} ]] ||
     die "BENCH_CONCURRENCY, BENCH_MODES and BENCH_TARGETS must not be empty"
@@ -286,6 +287,28 @@ EOF
     [[ -n ${AUTH[tollgate-key]} ]] || die "no key in /key/generate's answer: $(head -c 400 "$WORK/key.json")"
 fi
 
+# Observability on vs off: two more nodes that differ only in their observability section.
+start_variant() { # name observability-yaml
+    local name=$1 observability=$2
+    printf '%s\n' "model_list:" "  - model_name: bench" \
+        "    litellm_params: { model: openai/bench, api_base: \"http://127.0.0.1:$MOCK_PORT/v1\", api_key: sk-upstream }" \
+        "general_settings: { master_key: $KEY }" "observability: $observability" >"$WORK/$name.yaml"
+    mkdir -p "$WORK/$name-data"
+    log "starting $name on core $GATEWAY_CORE"
+    start_bg "$name" taskset -c "$GATEWAY_CORE" "$TOLLGATE_BIN" serve --admin-port 0 \
+        --config "$WORK/$name.yaml" --port 0 --host 127.0.0.1 --data-dir "$WORK/$name-data" \
+        --drain-timeout 1
+    PID[$name]=$LAST_PID
+    URL[$name]=http://127.0.0.1:$(wait_announced_port "$name" "$LAST_PID")
+    AUTH[$name]=$KEY
+}
+if wants tollgate-bare; then
+    start_variant tollgate-bare '{ metrics: { enabled: false } }'
+fi
+if wants tollgate-otel; then
+    start_variant tollgate-otel "{ otlp: { endpoint: \"http://127.0.0.1:$MOCK_PORT\" } }"
+fi
+
 # ---------------------------------------------------------------------------------------------
 # Verify every target answers 200 (and Tollgate actually routed) before measuring
 # ---------------------------------------------------------------------------------------------
@@ -465,6 +488,17 @@ report() {
             verdict=$(awk -v v="$v" 'BEGIN { print (v >= 0.9 ? "PASS" : "FAIL") }')
             clean "$t" || verdict="FAIL (tollgate-key had errors)"
             echo "| $mode c=$conc: virtual key (budget, rpm, tpm) req/s ÷ master key req/s | $v | ≥ 0.9 | $verdict |"
+        done
+    done
+    for mode in $MODES; do
+        for conc in $CONCURRENCY; do
+            t="$mode|$conc|tollgate-otel" n="$mode|$conc|tollgate-bare"
+            has "$t" && has "$n" || continue
+            any=1
+            v=$(awk -v a="${RPS[$t]}" -v b="${RPS[$n]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+            verdict=$(awk -v v="$v" 'BEGIN { print (v >= 0.95 ? "PASS" : "FAIL") }')
+            clean "$t" || verdict="FAIL (tollgate-otel had errors)"
+            echo "| $mode c=$conc: metrics + OTLP traces on ÷ off, req/s | $v | ≥ 0.95 | $verdict |"
         done
     done
     ((any)) || echo "| (no ratio: needs tollgate with nginx at c=32/128, or with direct at c=1) | | | |"

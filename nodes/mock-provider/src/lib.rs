@@ -9,6 +9,8 @@
 //! - `lib.rs`: [`run`]/[`serve`], [`router`] and [`settings_from_yaml`].
 //! - `main.rs`: command line, binding, the `listening on` line, signals.
 
+pub mod otlp_sink;
+
 use std::future::{Future, IntoFuture};
 use std::time::Duration;
 
@@ -108,9 +110,12 @@ pub fn router(mock: Mock, stop: CancellationToken) -> Router {
         .route("/mock/stats", get(stats))
         .route("/mock/reset", post(reset))
         .route("/health", get(health))
+        .with_state(Node { mock, stop })
+        // OTLP/gRPC traces are accepted and counted (see `otlp_sink`); tonic's router brings
+        // its own fallback, so ours goes on after the merge.
+        .merge(otlp_sink::SpanSink::default().router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(Node { mock, stop })
 }
 
 /// Parses `mock.yaml` into settings (unknown keys are errors).

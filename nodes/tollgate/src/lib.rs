@@ -149,14 +149,18 @@ impl Node {
                 .iter()
                 .map(|g| (g.clone(), d.model_name.clone()))
         }));
-        let metrics = Arc::new(Metrics::new(
-            config
-                .observability
-                .otlp
-                .service_name
-                .as_deref()
-                .unwrap_or("tollgate"),
-        )?);
+        let metrics = Arc::new(if config.observability.metrics.enabled {
+            Metrics::new(
+                config
+                    .observability
+                    .otlp
+                    .service_name
+                    .as_deref()
+                    .unwrap_or("tollgate"),
+            )?
+        } else {
+            Metrics::disabled()?
+        });
         let entity_labels = config.observability.metrics.entity_labels;
         let mut budget_options = options.budgets.clone();
         if entity_labels.key_alias || entity_labels.team {
@@ -193,7 +197,12 @@ impl Node {
             pass_through,
             metrics,
             entity_labels,
-            metrics_listener: observe::separate_route(&config.observability.metrics),
+            metrics_listener: config
+                .observability
+                .metrics
+                .enabled
+                .then(|| observe::separate_route(&config.observability.metrics))
+                .flatten(),
         };
         let admin_addr = match options.admin {
             AdminListen::Off => None,
@@ -217,18 +226,22 @@ impl Node {
             None => (None, None),
         };
         let scrape = &config.observability.metrics;
-        tracing::info!(
-            "metrics at GET {} on {} ({})",
-            scrape.path,
-            scrape
-                .listen
-                .map_or_else(|| "the main port".to_owned(), |a| a.to_string()),
-            if scrape.require_auth {
-                "any valid key required"
-            } else {
-                "no key required"
-            }
-        );
+        if !scrape.enabled {
+            tracing::info!("metrics are off (observability.metrics.enabled: false)");
+        } else {
+            tracing::info!(
+                "metrics at GET {} on {} ({})",
+                scrape.path,
+                scrape
+                    .listen
+                    .map_or_else(|| "the main port".to_owned(), |a| a.to_string()),
+                if scrape.require_auth {
+                    "any valid key required"
+                } else {
+                    "no key required"
+                }
+            );
+        }
         if !gateway.auth.enabled() {
             tracing::warn!(
                 "general_settings.master_key is not set: authentication is OFF and anyone who \
@@ -274,7 +287,11 @@ impl Node {
 
 /// The `/metrics` row of the main route table (none when metrics have their own listener).
 pub(crate) fn metrics_row(config: &Config) -> Option<tollgate_auth::Route> {
-    observe::main_port_route(&config.observability.metrics)
+    let settings = &config.observability.metrics;
+    settings
+        .enabled
+        .then(|| observe::main_port_route(settings))
+        .flatten()
 }
 
 /// Builds a node from `config` and serves it on `listener` until `shutdown`.

@@ -25,6 +25,8 @@ pub struct EntityLabels {
 /// `observability.metrics`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MetricsSettings {
+    /// `false` turns metrics off entirely (no `/metrics`; for overhead measurements).
+    pub enabled: bool,
     /// The path `/metrics` is served at.
     pub path: String,
     /// A separate listener for metrics only (e.g. a cluster-internal port); `None` serves them
@@ -38,6 +40,7 @@ pub struct MetricsSettings {
 impl Default for MetricsSettings {
     fn default() -> Self {
         Self {
+            enabled: true,
             path: "/metrics".to_owned(),
             listen: None,
             require_auth: false,
@@ -65,7 +68,7 @@ pub struct ObservabilitySettings {
 }
 
 const KEYS: &[&str] = &["metrics", "otlp", "logs"];
-const METRICS_KEYS: &[&str] = &["path", "listen", "require_auth", "entity_labels"];
+const METRICS_KEYS: &[&str] = &["enabled", "path", "listen", "require_auth", "entity_labels"];
 const OTLP_KEYS: &[&str] = &["endpoint", "service_name"];
 const LOGS_KEYS: &[&str] = &["format"];
 
@@ -98,6 +101,7 @@ pub(crate) fn build(w: &mut Walker<'_>, value: Option<&Value>) -> ObservabilityS
             ),
         }
     }
+    out.metrics.enabled = w.bool(metrics, "enabled", &path).unwrap_or(true);
     out.metrics.require_auth = w.bool(metrics, "require_auth", &path).unwrap_or(false);
     for label in w.string_list(metrics, "entity_labels", &path) {
         match label.as_str() {

@@ -45,6 +45,8 @@ pub struct RequestRecord<'a> {
 /// The node's instruments and the registry `/metrics` renders.
 #[derive(Debug)]
 pub struct Metrics {
+    /// `false`: every recording method returns at once (metrics switched off).
+    enabled: bool,
     registry: prometheus::Registry,
     _provider: SdkMeterProvider,
     /// Recording the two request counters takes it shared; a scrape takes it exclusive.
@@ -62,6 +64,13 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Instruments that record nothing (`observability.metrics.enabled: false`).
+    pub fn disabled() -> Result<Metrics, MetricsError> {
+        let mut metrics = Self::new("tollgate")?;
+        metrics.enabled = false;
+        Ok(metrics)
+    }
+
     pub fn new(service_name: &str) -> Result<Metrics, MetricsError> {
         let registry = prometheus::Registry::new();
         let exporter = opentelemetry_prometheus::exporter()
@@ -79,6 +88,7 @@ impl Metrics {
             .build();
         let meter = provider.meter("tollgate");
         Ok(Metrics {
+            enabled: true,
             registry,
             scrape: RwLock::new(()),
             requests: meter
@@ -137,6 +147,9 @@ impl Metrics {
 
     /// Records a finished request. Probes are not passed here.
     pub fn request(&self, r: &RequestRecord<'_>) {
+        if !self.enabled {
+            return;
+        }
         let status = status_text(r.status);
         let labels = [
             KeyValue::new("status_code", status),
@@ -176,6 +189,9 @@ impl Metrics {
     }
 
     pub fn in_flight(&self, delta: i64) {
+        if !self.enabled {
+            return;
+        }
         self.in_flight.add(delta, &[]);
     }
 
@@ -188,6 +204,9 @@ impl Metrics {
         ok: bool,
         took: Duration,
     ) {
+        if !self.enabled {
+            return;
+        }
         self.upstream.record(
             took.as_secs_f64(),
             &[
@@ -207,6 +226,9 @@ impl Metrics {
         nanos: u64,
         tenant: &[(&'static str, String)],
     ) {
+        if !self.enabled {
+            return;
+        }
         let mut labels = vec![
             KeyValue::new("model", model.to_owned()),
             KeyValue::new("provider", provider.to_owned()),
@@ -217,6 +239,9 @@ impl Metrics {
 
     /// The budget left to one opted-in tenant (`key_alias` or `team`).
     pub fn remaining(&self, label: &'static str, value: &str, nanos: u64) {
+        if !self.enabled {
+            return;
+        }
         self.remaining
             .record(nanos, &[KeyValue::new(label, value.to_owned())]);
     }
@@ -224,6 +249,9 @@ impl Metrics {
     /// A request refused at admission: `reason` is budget, rate_limit, parallel or
     /// ledger_unavailable; `entity` key, user, team or team_member.
     pub fn rejection(&self, reason: &'static str, entity: &'static str) {
+        if !self.enabled {
+            return;
+        }
         self.rejections.add(
             1,
             &[
