@@ -13,9 +13,9 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer as _};
 
 /// Whether spans go anywhere. Request spans are only built when they do, so a node without
 /// a collector pays nothing for them.
@@ -112,12 +112,17 @@ pub fn init(settings: &TracingSettings) -> Result<TracingGuard, TracingError> {
                     .flatten_event(true)
                     .with_span_list(false)
                     .with_current_span(false)
-                    .with_writer(writer),
+                    .with_writer(writer)
+                    .with_filter(events_only()),
             ),
         )
     } else {
         (
-            Some(tracing_subscriber::fmt::layer().with_writer(writer)),
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(writer)
+                    .with_filter(events_only()),
+            ),
             None,
         )
     };
@@ -133,6 +138,12 @@ pub fn init(settings: &TracingSettings) -> Result<TracingGuard, TracingError> {
         provider,
         _logs: logs,
     })
+}
+
+/// The log layers print events; spans are for the trace exporter, and formatting their fields
+/// for logs that never show them would cost every request.
+fn events_only() -> tracing_subscriber::filter::FilterFn {
+    tracing_subscriber::filter::filter_fn(|metadata| metadata.is_event())
 }
 
 struct HeaderExtractor<'a>(&'a HeaderMap);
