@@ -266,8 +266,9 @@ impl Node {
         self.gateway.outcomes.clone()
     }
 
-    /// Serves on `listener` until `shutdown` completes, then drains in-flight requests for at
-    /// most the drain timeout, waits for upstream calls to settle and commits spend.
+    /// Serves on `listener` (and the admin gRPC API on the listener `new` bound) until
+    /// `shutdown` completes; then both stop taking calls, in-flight requests drain for at most
+    /// the drain timeout, upstream calls settle and spend is committed.
     pub async fn serve(
         self,
         listener: TcpListener,

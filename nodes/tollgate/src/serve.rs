@@ -42,10 +42,14 @@ pub(crate) async fn serve(
         }
         None => None,
     };
+    let (stopping_tx, mut stopping_rx) = watch::channel(false);
+    // The admin API stops taking calls when the HTTP server does (at the signal), and is
+    // drained before the budgets shut down, so no management write lands after the store is
+    // released.
     let admin_server = admin.map(|listener| {
-        let mut stopped = metrics_stopped.clone();
+        let mut stopping = stopping_rx.clone();
         let shutdown = async move {
-            let _ = stopped.wait_for(|s| *s).await;
+            let _ = stopping.wait_for(|s| *s).await;
         };
         tokio::spawn(crate::manage::grpc::serve(
             gateway.clone(),
@@ -63,7 +67,6 @@ pub(crate) async fn serve(
         .with_state(gateway)
         .layer(layers);
 
-    let (stopping_tx, mut stopping_rx) = watch::channel(false);
     let listener = listener.tap_io(|tcp| {
         // Latency over throughput for small request/response exchanges.
         let _ = tcp.set_nodelay(true);
@@ -90,6 +93,14 @@ pub(crate) async fn serve(
             tracing::warn!(requests = cut, ?drain_timeout, "drain timeout reached; cutting remaining requests");
         }
     }
+    if let Some(server) = admin_server {
+        match tokio::time::timeout(drain_timeout, server).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::error!(error = %e, "the admin gRPC server failed"),
+            Ok(Err(e)) => tracing::error!(error = %e, "the admin gRPC server panicked"),
+            Err(_) => tracing::warn!(?drain_timeout, "admin gRPC calls still running at exit"),
+        }
+    }
     // Upstream calls whose clients left are still running; let them settle, then commit.
     settling.tasks.close();
     if tokio::time::timeout(drain_timeout, settling.tasks.wait())
@@ -103,7 +114,7 @@ pub(crate) async fn serve(
     }
     settling.budgets.shutdown().await;
     let _ = stop_metrics.send(true);
-    for server in [metrics_server, admin_server].into_iter().flatten() {
+    if let Some(server) = metrics_server {
         let _ = server.await;
     }
     Ok(())

@@ -264,3 +264,48 @@ async fn the_admin_api_needs_an_admin_key() {
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
 }
+
+#[tokio::test]
+async fn the_admin_api_stops_taking_calls_at_the_shutdown_signal() {
+    // The chat answer takes 1.5 s, so the node is still draining it while we look.
+    let mock = start_mock(mock_settings("latency_ms: 1500")).await;
+    let options = NodeOptions {
+        admin: AdminListen::At("127.0.0.1:0".parse().unwrap()),
+        ..NodeOptions::default()
+    };
+    let mut node = start_node_with(YAML, Some(&mock), options).await;
+    let addr = node.admin.unwrap();
+    client(&node, Some(MASTER))
+        .await
+        .list_keys(pb::ListKeysRequest::default())
+        .await
+        .unwrap();
+    let request = common::client()
+        .post(node.url("/v1/chat/completions"))
+        .bearer_auth(MASTER)
+        .json(&chat_body("priced"))
+        .send();
+    let in_flight = tokio::spawn(async move { request.await.unwrap().status() });
+    eventually(|| node.outcomes.in_flight() == 1).await;
+
+    node.server.signal_stop();
+    let refused = async {
+        loop {
+            let connected = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+                .unwrap()
+                .connect()
+                .await;
+            if connected.is_err() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(1), refused)
+        .await
+        .expect("the admin listener closes at the signal, not after the drain");
+    assert_eq!(node.outcomes.in_flight(), 1, "still draining");
+    assert_eq!(in_flight.await.unwrap(), 200);
+    let result = node.server.task.take().unwrap().await.unwrap();
+    assert!(result.is_ok(), "{result:?}");
+}
