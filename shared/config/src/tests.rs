@@ -371,3 +371,58 @@ general_settings:
     assert!(text.contains("not a valid HTTP header value"), "{text}");
     assert!(!text.contains("bad-secret-5"), "{text}");
 }
+
+#[test]
+fn admin_grpc_listens_on_4002_unless_told_otherwise() {
+    let default: std::net::SocketAddr = DEFAULT_ADMIN_LISTEN.parse().unwrap();
+    let admin = |yaml: &str| load(yaml).unwrap().config.admin.grpc_listen;
+    assert_eq!(admin("model_list: []"), Some(default), "section absent");
+    assert_eq!(admin("admin: {}"), Some(default), "key absent");
+    assert_eq!(
+        admin("admin: { grpc_listen: 127.0.0.1:5002 }"),
+        Some("127.0.0.1:5002".parse().unwrap())
+    );
+    assert_eq!(
+        admin("admin: { grpc_listen: \"[::1]:5002\" }"),
+        Some("[::1]:5002".parse().unwrap())
+    );
+    assert_eq!(admin("admin: { grpc_listen: null }"), None);
+    assert_eq!(admin("admin: { grpc_listen: false }"), None);
+    assert_eq!(admin("admin: { grpc_listen: ~ }"), None);
+}
+
+#[test]
+fn admin_problems_name_their_path() {
+    for (yaml, found) in [
+        ("admin: { grpc_listen: localhost }", "`localhost`"),
+        (
+            "admin: { grpc_listen: \"0.0.0.0:99999\" }",
+            "`0.0.0.0:99999`",
+        ),
+        ("admin: { grpc_listen: 4002 }", "4002"),
+        ("admin: { grpc_listen: true }", "true"),
+    ] {
+        let err = load(yaml).unwrap_err();
+        let got: Vec<String> = err.problems.iter().map(ToString::to_string).collect();
+        assert_eq!(got.len(), 1, "{yaml}: {got:?}");
+        assert!(
+            got[0].starts_with("admin.grpc_listen: expected HOST:PORT") && got[0].contains(found),
+            "{yaml}: {got:?}"
+        );
+    }
+    let err = load("admin: [1]").unwrap_err();
+    assert!(
+        err.problems.iter().any(|p| p.path == "admin"),
+        "{:?}",
+        err.problems
+    );
+    let loaded = load("admin: { grpc_listen: null, grpc_tls: true }").unwrap();
+    assert_eq!(
+        loaded
+            .warnings
+            .iter()
+            .map(|w| w.path.as_str())
+            .collect::<Vec<_>>(),
+        ["admin.grpc_tls"]
+    );
+}
