@@ -173,7 +173,16 @@ async fn a_key_made_over_grpc_works_over_http_and_spend_agrees() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(deleted.deleted.len(), 1);
+    assert_eq!(
+        deleted.deleted_tokens,
+        [info.token.clone()],
+        "tokens, not keys"
+    );
+    let err = admin
+        .delete_keys(pb::DeleteKeysRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "nothing to delete");
     let status = common::client()
         .get(node.url("/v1/models"))
         .bearer_auth(&key)

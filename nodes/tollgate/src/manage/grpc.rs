@@ -299,13 +299,19 @@ impl pb::admin_server::Admin for AdminGrpc {
     ) -> Reply<pb::DeleteKeysResponse> {
         self.admit(&request)?;
         let r = request.into_inner();
+        if r.keys.is_empty() && r.key_aliases.is_empty() {
+            return Err(Status::invalid_argument("give `keys` or `key_aliases`"));
+        }
         let deleted = self
             .gateway
             .manage
             .delete_keys(r.keys, r.key_aliases)
             .await
             .map_err(status)?;
-        Ok(Response::new(pb::DeleteKeysResponse { deleted }))
+        // Tokens only: a response never repeats a key.
+        Ok(Response::new(pb::DeleteKeysResponse {
+            deleted_tokens: deleted.into_iter().map(|(token, _)| token).collect(),
+        }))
     }
 
     async fn get_key(&self, request: Request<pb::GetKeyRequest>) -> Reply<pb::Key> {

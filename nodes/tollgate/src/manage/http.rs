@@ -50,7 +50,10 @@ pub(crate) async fn handle(
                     "give `keys` or `key_aliases`",
                 ));
             }
-            json!({ "deleted_keys": service.delete_keys(d.keys, d.key_aliases).await? })
+            let deleted = service.delete_keys(d.keys, d.key_aliases).await?;
+            // LiteLLM echoes what it was given.
+            let given: Vec<String> = deleted.into_iter().map(|(_, given)| given).collect();
+            json!({ "deleted_keys": given })
         }
         Manage::KeyInfo => {
             #[derive(Deserialize)]

@@ -275,12 +275,13 @@ impl Service {
         self.key_view(&record).await
     }
 
-    /// `/key/delete`: by key (or token) and by alias. Returns what was deleted, as given.
+    /// `/key/delete`: by key (or token) and by alias. Returns what was deleted, each as
+    /// `(token, as given)`.
     pub(crate) async fn delete_keys(
         &self,
         keys: Vec<String>,
         aliases: Vec<String>,
-    ) -> Result<Vec<String>, ApiError> {
+    ) -> Result<Vec<(String, String)>, ApiError> {
         let _writing = self.writes.lock().await;
         let mut deleted = Vec::new();
         let mut tokens: Vec<(String, String)> =
@@ -296,7 +297,7 @@ impl Service {
             }
             self.store.delete_key(token.clone()).await.map_err(stored)?;
             self.directory.remove_key(&token);
-            deleted.push(given);
+            deleted.push((token, given));
         }
         Ok(deleted)
     }
