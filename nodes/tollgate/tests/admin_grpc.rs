@@ -175,7 +175,7 @@ async fn a_key_made_over_grpc_works_over_http_and_spend_agrees() {
         .into_inner();
     assert_eq!(
         deleted.deleted_tokens,
-        [info.token.clone()],
+        vec![info.token.clone()],
         "tokens, not keys"
     );
     let err = admin
