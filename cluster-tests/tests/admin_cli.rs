@@ -146,7 +146,7 @@ async fn keys_and_usage_through_the_cli() {
         MASTER,
         &["keys", "generate", "--max-budget-usd", "lots"],
     );
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("not an amount of USD"));
     let out = admin(&addr, MASTER, &["keys", "frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
