@@ -103,6 +103,10 @@ async fn a_key_made_over_grpc_works_over_http_and_spend_agrees() {
         .await
         .unwrap()
         .into_inner();
+    assert!(
+        !format!("{over_grpc:?}").contains(&key),
+        "only GenerateKey shows the key"
+    );
     let spend = over_grpc.limits.unwrap().spend_nano_usd;
     assert!(spend > 0);
     let over_http: serde_json::Value = common::client()
@@ -317,4 +321,186 @@ async fn the_admin_api_stops_taking_calls_at_the_shutdown_signal() {
     assert_eq!(in_flight.await.unwrap(), 200);
     let result = node.server.task.take().unwrap().await.unwrap();
     assert!(result.is_ok(), "{result:?}");
+}
+
+fn text(s: &str) -> Option<pb::TextChange> {
+    Some(pb::TextChange {
+        change: Some(pb::text_change::Change::Set(s.into())),
+    })
+}
+
+fn clear() -> Option<pb::NumberChange> {
+    Some(pb::NumberChange {
+        change: Some(pb::number_change::Change::Clear(true)),
+    })
+}
+
+#[tokio::test]
+async fn users_and_teams_round_trip_over_grpc_and_agree_with_http() {
+    let (_mock, node) = setup().await;
+    let mut admin = client(&node, Some(MASTER)).await;
+    let made = admin
+        .create_user(pb::CreateUserRequest {
+            user_id: Some("ann".into()),
+            settings: Some(pb::UserSettings {
+                user_email: text("ann@example.com"),
+                limits: Some(pb::LimitChanges {
+                    max_budget_nano_usd: set(2_000_000_000),
+                    tpm_limit: set(1000),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            auto_create_key: Some(false),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((made.key, made.key_info), (None, None), "no key asked for");
+    let user = made.user.unwrap();
+    assert_eq!(user.user_role, "internal_user");
+    assert_eq!(user.user_email.as_deref(), Some("ann@example.com"));
+
+    let team = admin
+        .create_team(pb::CreateTeamRequest {
+            team_id: Some("core".into()),
+            settings: Some(pb::TeamSettings {
+                team_alias: text("Core"),
+                models: Some(pb::StringList {
+                    values: vec!["priced".into()],
+                }),
+                limits: Some(pb::LimitChanges {
+                    max_budget_nano_usd: set(9_000_000_000),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            members: vec![pb::Member {
+                user_id: "ann".into(),
+                role: "admin".into(),
+                max_budget_in_team_nano_usd: Some(1_500_000_000),
+            }],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        team.members,
+        [pb::Member {
+            user_id: "ann".into(),
+            role: "admin".into(),
+            max_budget_in_team_nano_usd: Some(1_500_000_000),
+        }]
+    );
+    let team = admin
+        .add_team_members(pb::AddTeamMembersRequest {
+            team_id: "core".into(),
+            members: vec![pb::Member {
+                user_id: "bob".into(),
+                role: String::new(),
+                max_budget_in_team_nano_usd: None,
+            }],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(team.members.len(), 2);
+    assert_eq!(team.members[1].role, "user", "the default role");
+
+    // What HTTP shows is what gRPC shows.
+    let http: serde_json::Value = common::client()
+        .get(node.url("/team/info?team_id=core"))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let info = &http["team_info"];
+    assert_eq!(info["max_budget_nano_usd"], 9_000_000_000u64);
+    assert_eq!(
+        info["members_with_roles"][0]["max_budget_in_team_nano_usd"],
+        1_500_000_000u64
+    );
+    assert_eq!(info["team_alias"], "Core");
+
+    let team = admin
+        .update_team(pb::UpdateTeamRequest {
+            team_id: "core".into(),
+            settings: Some(pb::TeamSettings {
+                limits: Some(pb::LimitChanges {
+                    max_budget_nano_usd: clear(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let limits = team.limits.unwrap();
+    assert_eq!(limits.max_budget_nano_usd, None, "cleared");
+    assert_eq!(team.models, ["priced"], "unchanged");
+    let team = admin
+        .remove_team_members(pb::RemoveTeamMembersRequest {
+            team_id: "core".into(),
+            user_ids: vec!["bob".into()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(team.members.len(), 1);
+
+    let user = admin
+        .update_user(pb::UpdateUserRequest {
+            user_id: "ann".into(),
+            settings: Some(pb::UserSettings {
+                limits: Some(pb::LimitChanges {
+                    tpm_limit: clear(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let limits = user.limits.unwrap();
+    assert_eq!(
+        (limits.max_budget_nano_usd, limits.tpm_limit),
+        (Some(2_000_000_000), None)
+    );
+    let got = admin
+        .get_user(pb::GetUserRequest {
+            user_id: "ann".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.user.unwrap().limits, Some(limits));
+
+    let deleted = admin
+        .delete_teams(pb::DeleteTeamsRequest {
+            team_ids: vec!["core".into(), "never-was".into()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(deleted.deleted, ["core"]);
+    let deleted = admin
+        .delete_users(pb::DeleteUsersRequest {
+            user_ids: vec!["ann".into()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(deleted.deleted, ["ann"]);
+    let err = admin
+        .get_user(pb::GetUserRequest {
+            user_id: "ann".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
 }
