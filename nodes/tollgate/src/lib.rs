@@ -15,7 +15,8 @@
 //! - `respond`: building responses and error responses (OpenAI shape, headers).
 //! - `health`: `/health`, `/health/liveliness`, `/health/readiness`.
 //! - `admission`: a request's worst-case cost and the budgets/limits it must fit.
-//! - `manage`: the management service (keys, users, teams, usage) and its HTTP face.
+//! - `manage`: the management service (keys, users, teams, usage), its LiteLLM HTTP face and
+//!   the gRPC admin API (`tollgate.admin.v1`).
 //! - `observe`: `/metrics` (on the main port or its own listener) and tenant metric labels.
 //! - `passthrough`: config-defined pass-through endpoints: forward as-is, stream back.
 
@@ -127,6 +128,9 @@ impl Node {
     /// Opens the store, loads keys, users and teams, starts the budget actors and prepares
     /// every deployment (URLs, credentials, the shared HTTP client).
     pub async fn new(config: Config, options: NodeOptions) -> anyhow::Result<Node> {
+        // First, so a taken port fails the start before the store is opened.
+        let admin = bind_admin(options.admin, &config.admin).await?;
+        let admin_addr = admin.as_ref().map(TcpListener::local_addr).transpose()?;
         let store: Arc<dyn Store> = match &options.data_dir {
             Some(dir) => Arc::new(RedbStore::open(dir)?),
             None => Arc::new(MemoryStore::default()),
@@ -204,27 +208,6 @@ impl Node {
                 .then(|| observe::separate_route(&config.observability.metrics))
                 .flatten(),
         };
-        let admin_addr = match options.admin {
-            AdminListen::Off => None,
-            AdminListen::At(addr) => Some(addr),
-            AdminListen::FromConfig { port } => config.admin.grpc_listen.map(|mut addr| {
-                if let Some(port) = port {
-                    addr.set_port(port);
-                }
-                addr
-            }),
-        };
-        let (admin, admin_addr) = match admin_addr {
-            Some(addr) => {
-                let listener = TcpListener::bind(addr)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("cannot listen for admin gRPC on {addr}: {e}"))?;
-                let bound = listener.local_addr()?;
-                tracing::info!("admin gRPC (tollgate.admin.v1) on {bound}");
-                (Some(listener), Some(bound))
-            }
-            None => (None, None),
-        };
         let scrape = &config.observability.metrics;
         if !scrape.enabled {
             tracing::info!("metrics are off (observability.metrics.enabled: false)");
@@ -245,7 +228,8 @@ impl Node {
         if !gateway.auth.enabled() {
             tracing::warn!(
                 "general_settings.master_key is not set: authentication is OFF and anyone who \
-                 can reach this node may use every model"
+                 can reach this node may use every model and manage keys, users and teams \
+                 (HTTP management routes and the admin gRPC API)"
             );
         }
         Ok(Node {
@@ -284,6 +268,40 @@ impl Node {
         )
         .await
     }
+}
+
+/// Binds the admin gRPC listener `admin` asks for; `None` when it is off.
+async fn bind_admin(
+    admin: AdminListen,
+    settings: &tollgate_config::AdminSettings,
+) -> anyhow::Result<Option<TcpListener>> {
+    let addr = match (admin, settings.grpc_listen) {
+        (AdminListen::Off, _) => return Ok(None),
+        (AdminListen::At(addr), _) => addr,
+        (AdminListen::FromConfig { port }, Some(mut addr)) => {
+            if let Some(port) = port {
+                addr.set_port(port);
+            }
+            addr
+        }
+        (AdminListen::FromConfig { port }, None) => {
+            let ignored = if port.is_some() {
+                "; --admin-port is ignored"
+            } else {
+                ""
+            };
+            tracing::info!("admin gRPC is off (admin.grpc_listen: null){ignored}");
+            return Ok(None);
+        }
+    };
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen for admin gRPC on {addr}: {e}"))?;
+    tracing::info!(
+        "admin gRPC (tollgate.admin.v1) on {}",
+        listener.local_addr()?
+    );
+    Ok(Some(listener))
 }
 
 /// The `/metrics` row of the main route table (none when metrics have their own listener).
