@@ -504,3 +504,48 @@ async fn users_and_teams_round_trip_over_grpc_and_agree_with_http() {
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 }
+
+#[tokio::test]
+async fn a_bad_member_adds_nobody() {
+    let (_mock, node) = setup().await;
+    let mut admin = client(&node, Some(MASTER)).await;
+    admin
+        .create_team(pb::CreateTeamRequest {
+            team_id: Some("t".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let member = |id: &str, role: &str| pb::Member {
+        user_id: id.into(),
+        role: role.into(),
+        max_budget_in_team_nano_usd: None,
+    };
+    let err = admin
+        .add_team_members(pb::AddTeamMembersRequest {
+            team_id: "t".into(),
+            members: vec![member("a", "user"), member("b", "owner")],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("owner"), "{}", err.message());
+    let team = admin
+        .get_team(pb::GetTeamRequest {
+            team_id: "t".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .team
+        .unwrap();
+    assert!(team.members.is_empty(), "{:?}", team.members);
+    let err = admin
+        .add_team_members(pb::AddTeamMembersRequest {
+            team_id: "nope".into(),
+            members: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+}

@@ -497,28 +497,26 @@ impl pb::admin_server::Admin for AdminGrpc {
     ) -> Reply<pb::Team> {
         self.admit(&request)?;
         let r = request.into_inner();
-        let mut last = None;
+        // The team and every role are checked first, so a bad member changes nothing. Members
+        // are added one by one because each brings its own in-team budget.
+        let (mut view, _) = self
+            .gateway
+            .manage
+            .team_info(&r.team_id)
+            .await
+            .map_err(status)?;
+        for m in members(r.members.clone()) {
+            m.team_role().map_err(status)?;
+        }
         for m in r.members {
             let budget = m.max_budget_in_team_nano_usd;
-            last = Some(
-                self.gateway
-                    .manage
-                    .member_add(&r.team_id, members(vec![m]), budget)
-                    .await
-                    .map_err(status)?,
-            );
+            view = self
+                .gateway
+                .manage
+                .member_add(&r.team_id, members(vec![m]), budget)
+                .await
+                .map_err(status)?;
         }
-        let view = match last {
-            Some(view) => view,
-            None => {
-                self.gateway
-                    .manage
-                    .team_info(&r.team_id)
-                    .await
-                    .map_err(status)?
-                    .0
-            }
-        };
         Ok(Response::new(team_out(view)))
     }
 
