@@ -7,24 +7,18 @@
 
 #![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use common::{Proc, bin, start};
 use serde_json::{Value, json};
 
 const MASTER: &str = "sk-prometheus-master-5150";
-
-fn bin(name: &str) -> PathBuf {
-    let dir = std::env::var_os("TOLLGATE_BIN_DIR").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug"),
-        PathBuf::from,
-    );
-    dir.join(name)
-}
 
 fn prometheus_binary() -> Option<PathBuf> {
     let out = Command::new("sh")
@@ -37,34 +31,6 @@ fn prometheus_binary() -> Option<PathBuf> {
     }
     let fallback = Path::new("/usr/bin/prometheus");
     fallback.exists().then(|| fallback.to_owned())
-}
-
-/// A child process killed when dropped (also on a failed assertion).
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(mut command: Command, log: &Path) -> (Proc, String) {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("no address in {line:?}; see {}", log.display()))
-        .to_owned();
-    (Proc(child), url)
 }
 
 fn free_port() -> u16 {
@@ -115,7 +81,8 @@ async fn prometheus_sees_failed_equal_to_4xx_plus_5xx_at_every_scrape() {
     let mut mock = Command::new(bin("tollgate-mock-provider"));
     mock.args(["--host", "127.0.0.1", "--port", "0", "--config"])
         .arg(&mock_config);
-    let (_mock, mock_url) = start(mock, &dir.path().join("mock.log"));
+    let mock = start(mock, &dir.path().join("mock.log"));
+    let mock_url = mock.url.clone();
 
     let config = dir.path().join("config.yaml");
     std::fs::write(
@@ -139,7 +106,8 @@ async fn prometheus_sees_failed_equal_to_4xx_plus_5xx_at_every_scrape() {
     .arg(&config)
     .arg("--data-dir")
     .arg(dir.path().join("data"));
-    let (_node, node_url) = start(node, &dir.path().join("node.log"));
+    let node = start(node, &dir.path().join("node.log"));
+    let node_url = node.url.clone();
 
     let port = free_port();
     let target = node_url.trim_start_matches("http://");
