@@ -106,6 +106,11 @@ pub fn init(settings: &TracingSettings) -> Result<TracingGuard, TracingError> {
             .with_level(false)
             // Start a span's context lazily, so its name can still be set after it is entered.
             .with_context_activation(false)
+            // Only the gateway's own spans (request, upstream attempt) are exported, not the
+            // internal spans of libraries such as the actor runtime.
+            .with_filter(tracing_subscriber::filter::filter_fn(|metadata| {
+                metadata.is_span() && metadata.target().starts_with("tollgate")
+            }))
     });
     // Log lines are written by a dedicated thread: a request never waits on stderr.
     let (writer, logs) = tracing_appender::non_blocking(std::io::stderr());
