@@ -51,17 +51,13 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// `name` on `PATH` (as `command -v` finds it), else `/usr/bin/name`.
 fn find_tool(name: &str) -> Option<PathBuf> {
-    let out = Command::new("sh")
-        .args(["-c", &format!("command -v {name}")])
-        .output()
-        .ok()?;
-    let found = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    if !found.is_empty() {
-        return Some(PathBuf::from(found));
-    }
-    let fallback = Path::new("/usr/bin").join(name);
-    fallback.exists().then_some(fallback)
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/bin")])
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
 }
 
 /// The `prometheus` binary; `None` (skip) only when it is missing and
@@ -883,9 +879,22 @@ scrape_configs:
         "every request counted exactly once"
     );
 
-    // failed == 4xx + 5xx: now, and at every scrape. The subquery's 250 ms step is finer than
-    // the 1 s scrape interval, so every scrape's samples are the latest at some step; the
-    // `or vector(0)` makes a missing side count as 0 instead of hiding the mismatch.
+    check_every_scrape(&prometheus).await;
+
+    check_labels(&prometheus, &scrape_url).await;
+
+    // The other metrics agree with the client's tally.
+    tally.retain(|(kind, _), _| kind.route().is_some());
+    check_other_metrics(&prometheus, &tally).await;
+
+    check_deploy_examples(&prometheus).await;
+}
+
+/// failed == 4xx + 5xx now and at every scrape, and scrapes were taken during the traffic.
+async fn check_every_scrape(prometheus: &Prometheus) {
+    // The subquery's 250 ms step is finer than the 1 s scrape interval, so every scrape's
+    // samples are the latest at some step; `or vector(0)` makes a missing side count as 0
+    // instead of hiding the mismatch.
     let equal = prometheus
         .query(
             r#"sum(tollgate_requests_total{status_code=~"[45].."}) == sum(tollgate_requests_failed_total)"#,
@@ -917,15 +926,20 @@ scrape_configs:
         ))
         .await
         .unwrap();
-    println!("{scrapes} scrapes; the total changed {total_changes} times, failed {failed_changes}");
+    eprintln!(
+        "{scrapes} scrapes; the total changed {total_changes} times, failed {failed_changes}"
+    );
     assert!(scrapes >= 7.0, "too few scrapes: {scrapes}");
     assert!(
         total_changes >= 3.0 && failed_changes >= 3.0,
         "too few scrapes during the traffic: total changed {total_changes} times, failed \
          {failed_changes}"
     );
+}
 
-    // Labels: status codes are three digits, failed holds only 4xx/5xx, nothing is empty.
+/// Status codes are three digits, failed holds only 4xx/5xx, the families the spec names are
+/// there with their labels, and no label value is empty or a placeholder.
+async fn check_labels(prometheus: &Prometheus, scrape_url: &str) {
     let odd = prometheus
         .query(r#"{__name__=~"tollgate_requests(_failed)?_total", status_code!~"[0-9]{3}"}"#)
         .await;
@@ -937,7 +951,7 @@ scrape_configs:
         not_failed.is_empty(),
         "failed series that are not 4xx/5xx: {not_failed:?}"
     );
-    let families = check_series_labels(&prometheus, "tollgate").await;
+    let families = check_series_labels(prometheus, "tollgate").await;
     for family in [
         "tollgate_requests_total",
         "tollgate_requests_failed_total",
@@ -956,7 +970,7 @@ scrape_configs:
         );
     }
     // Empty values straight from the exposition (Prometheus drops empty labels on ingest).
-    let exposition = reqwest::get(&scrape_url)
+    let exposition = reqwest::get(scrape_url)
         .await
         .unwrap()
         .text()
@@ -970,16 +984,18 @@ scrape_configs:
             "/metrics has a label {bad}:\n{exposition}"
         );
     }
+}
 
-    // The other metrics agree with the client's tally.
-    tally.retain(|(kind, _), _| kind.route().is_some());
+/// Admission rejections, token usage, request durations, time to first token, upstream
+/// attempts, spend, remaining budget and in-flight agree with what the client did and saw.
+async fn check_other_metrics(prometheus: &Prometheus, tally: &Tally) {
     let admissions = prometheus
         .by(
             "sum by (reason, entity) (tollgate_admission_rejections_total)",
             &["reason", "entity"],
         )
         .await;
-    let admitted_expected = sum_by(&tally, |kind, status| {
+    let admitted_expected = sum_by(tally, |kind, status| {
         let reason = match (kind, status) {
             (Kind::OverBudget, _) => "budget",
             (Kind::Parallel, _) => "parallel",
@@ -995,7 +1011,7 @@ scrape_configs:
             &["gen_ai_operation_name"],
         )
         .await;
-    let successes = sum_by(&tally, |kind, status| {
+    let successes = sum_by(tally, |kind, status| {
         (status == 200)
             .then(|| kind.good_operation())
             .flatten()
@@ -1022,7 +1038,7 @@ scrape_configs:
         failures_without_type.is_empty(),
         "upstream failures without error_type: {failures_without_type:?}"
     );
-    let streams = count(&tally, |kind, status| kind == Kind::Stream && status == 200);
+    let streams = count(tally, |kind, status| kind == Kind::Stream && status == 200);
     assert_eq!(
         prometheus
             .value(r#"sum(gen_ai_server_time_to_first_token_seconds_count{gen_ai_request_model="good"})"#)
@@ -1043,7 +1059,7 @@ scrape_configs:
         .value(r#"sum(tollgate_upstream_duration_seconds_count{model="broken", outcome="error"})"#)
         .await
         .unwrap();
-    let broken = count(&tally, |kind, _| kind == Kind::UpstreamFailure);
+    let broken = count(tally, |kind, _| kind == Kind::UpstreamFailure);
     assert!(
         upstream_errors >= broken,
         "{upstream_errors} error attempts < {broken} failures"
@@ -1093,11 +1109,18 @@ scrape_configs:
         .unwrap();
     assert!(in_flight <= 1.0, "{in_flight} in flight at rest");
     let busiest = prometheus
-        .value(&format!("max_over_time(tollgate_requests_in_flight[{w}])"))
+        .value(&format!(
+            "max_over_time(tollgate_requests_in_flight[{}])",
+            prometheus.window()
+        ))
         .await
         .unwrap();
     assert!(busiest >= 2.0, "in flight never above {busiest}");
+}
 
+/// deploy/prometheus/rules.yml is loaded and every rule evaluates; every query of
+/// deploy/grafana/tollgate-dashboard.json parses and has data.
+async fn check_deploy_examples(prometheus: &Prometheus) {
     // deploy/prometheus/rules.yml: loaded, every rule evaluated without error.
     let groups = prometheus.api("rules", &[]).await;
     let rules: Vec<&Value> = groups["groups"]
