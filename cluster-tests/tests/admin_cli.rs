@@ -2,31 +2,15 @@
 
 #![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+mod common;
 
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{Proc, bin, start};
 use serde_json::Value;
 
 const MASTER: &str = "sk-admin-cli-master-77";
-
-fn bin(name: &str) -> PathBuf {
-    let dir = std::env::var_os("TOLLGATE_BIN_DIR").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug"),
-        PathBuf::from,
-    );
-    dir.join(name)
-}
-
-/// A process killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Starts a node and returns it with its HTTP and admin gRPC addresses.
 fn start_node(dir: &Path) -> (Proc, String, String) {
@@ -38,7 +22,8 @@ fn start_node(dir: &Path) -> (Proc, String, String) {
         ),
     )
     .unwrap();
-    let mut child = Command::new(bin("tollgate"))
+    let mut command = Command::new(bin("tollgate"));
+    command
         .args([
             "serve",
             "--host",
@@ -51,20 +36,14 @@ fn start_node(dir: &Path) -> (Proc, String, String) {
         ])
         .arg(&config)
         .arg("--data-dir")
-        .arg(dir.join("data"))
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(dir.join("node.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let http = lines.next().unwrap().unwrap();
-    let admin = lines.next().unwrap().unwrap();
-    let http = http.strip_prefix("listening on ").unwrap().to_owned();
+        .arg(dir.join("data"));
+    let mut started = start(command, &dir.join("node.log"));
+    let admin = started.stdout.next().unwrap().unwrap();
     let admin = admin
         .strip_prefix("admin grpc on ")
         .unwrap_or_else(|| panic!("no admin address: {admin:?}"))
         .to_owned();
-    (Proc(child), http, admin)
+    (started.proc, started.url, admin)
 }
 
 fn admin(addr: &str, key: &str, args: &[&str]) -> Output {

@@ -3,12 +3,14 @@
 
 #![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::path::Path;
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::{Proc, bin, start};
 use serde_json::{Value, json};
 
 const MASTER: &str = "sk-durability-master-0001";
@@ -17,33 +19,7 @@ const MASTER: &str = "sk-durability-master-0001";
 const DOCUMENTED_WINDOW: Duration = Duration::from_secs(1);
 const CLIENTS: usize = 16;
 
-fn bin(name: &str) -> PathBuf {
-    let dir = std::env::var_os("TOLLGATE_BIN_DIR").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug"),
-        PathBuf::from,
-    );
-    dir.join(name)
-}
-
-fn start(mut command: Command, log: &Path) -> (Child, String) {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("no address in {line:?}; see {}", log.display()))
-        .to_owned();
-    (child, url)
-}
-
-fn node(config: &Path, data: &Path, log: &Path) -> (Child, String) {
+fn node(config: &Path, data: &Path, log: &Path) -> (Proc, String) {
     let mut command = Command::new(bin("tollgate"));
     command
         .args([
@@ -59,7 +35,8 @@ fn node(config: &Path, data: &Path, log: &Path) -> (Child, String) {
         .arg(config)
         .arg("--data-dir")
         .arg(data);
-    start(command, log)
+    let started = start(command, log);
+    (started.proc, started.url)
 }
 
 async fn post(url: &str, key: &str, body: &Value) -> (u16, Value) {
@@ -87,7 +64,8 @@ async fn kill_9_loses_at_most_the_flush_window() {
     mock_cmd
         .args(["--host", "127.0.0.1", "--port", "0", "--config"])
         .arg(&mock_config);
-    let (mut mock, mock_url) = start(mock_cmd, &dir.path().join("mock.log"));
+    let mock = start(mock_cmd, &dir.path().join("mock.log"));
+    let mock_url = mock.url.clone();
 
     let config = dir.path().join("config.yaml");
     std::fs::write(
@@ -136,12 +114,12 @@ async fn kill_9_loses_at_most_the_flush_window() {
         .collect();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let status = Command::new("kill")
-        .args(["-9", &first.id().to_string()])
+        .args(["-9", &first.0.id().to_string()])
         .status()
         .unwrap();
     let killed_at = Instant::now();
     assert!(status.success());
-    first.wait().unwrap();
+    first.0.wait().unwrap();
     for client in clients {
         client.await.unwrap();
     }
@@ -163,7 +141,7 @@ async fn kill_9_loses_at_most_the_flush_window() {
             .all(|r| r["billed_nano_usd"].as_u64() == Some(cost))
     );
 
-    let (mut second, url) = node(&config, &data, &dir.path().join("node2.log"));
+    let (_second, url) = node(&config, &data, &dir.path().join("node2.log"));
     let info: Value = reqwest::Client::new()
         .get(format!("{url}/key/info?key={token}"))
         .bearer_auth(MASTER)
@@ -196,11 +174,4 @@ async fn kill_9_loses_at_most_the_flush_window() {
         "lost {lost} requests, more than the last second ({in_window}) plus those in flight ({CLIENTS})"
     );
     assert!(persisted > 0, "spend from before the window survived");
-
-    let _ = Command::new("kill")
-        .args([&second.id().to_string()])
-        .status();
-    second.wait().unwrap();
-    let _ = Command::new("kill").args([&mock.id().to_string()]).status();
-    mock.wait().unwrap();
 }

@@ -3,27 +3,17 @@
 
 #![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::bin;
+
 const MASTER: &str = "sk-process-master-31337";
 const UPSTREAM: &str = "sk-upstream-provider-4242";
-
-fn bin(name: &str) -> PathBuf {
-    let dir = std::env::var_os("TOLLGATE_BIN_DIR").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug"),
-        PathBuf::from,
-    );
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build --bins` first",
-        path.display()
-    );
-    path
-}
 
 /// Starts a server binary on port 0 and returns it with its base URL.
 fn start(mut command: Command) -> (Child, String) {

@@ -163,6 +163,10 @@ async fn spans_arrive_with_attributes_and_parentage() {
     assert_eq!(int(request, "gen_ai.usage.output_tokens"), 2);
     assert_eq!(text(request, "http.route"), "/v1/chat/completions");
 
+    assert!(
+        spans.iter().all(|s| s.name != "Actor"),
+        "only the gateway's own spans are exported"
+    );
     let attempt = spans
         .iter()
         .find(|s| s.name == "chat up-model")

@@ -98,8 +98,19 @@ pub fn init(settings: &TracingSettings) -> Result<TracingGuard, TracingError> {
         tracing_opentelemetry::layer()
             .with_tracer(p.tracer("tollgate"))
             .with_tracked_inactivity(false)
+            // Source locations, thread names and targets on every span cost every request and
+            // tell an operator nothing about it.
+            .with_location(false)
+            .with_threads(false)
+            .with_target(false)
+            .with_level(false)
             // Start a span's context lazily, so its name can still be set after it is entered.
             .with_context_activation(false)
+            // Only the gateway's own spans (request, upstream attempt) are exported, not the
+            // internal spans of libraries such as the actor runtime.
+            .with_filter(tracing_subscriber::filter::filter_fn(|metadata| {
+                metadata.is_span() && metadata.target().starts_with("tollgate")
+            }))
     });
     // Log lines are written by a dedicated thread: a request never waits on stderr.
     let (writer, logs) = tracing_appender::non_blocking(std::io::stderr());
