@@ -409,6 +409,21 @@ impl Service {
     }
 
     /// `/user/delete`: the users and their keys.
+    /// Deletes every key `belongs` picks (a deleted user's or team's keys). The caller holds
+    /// the write lock.
+    async fn delete_keys_of(&self, belongs: impl Fn(&KeyRecord) -> bool) -> Result<(), ApiError> {
+        for key in self.directory.keys() {
+            if belongs(&key) {
+                self.store
+                    .delete_key(key.token.clone())
+                    .await
+                    .map_err(stored)?;
+                self.directory.remove_key(&key.token);
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) async fn delete_users(&self, ids: Vec<String>) -> Result<Vec<String>, ApiError> {
         let _writing = self.writes.lock().await;
         let mut deleted = Vec::new();
@@ -416,15 +431,8 @@ impl Service {
             if self.directory.user(&id).is_none() {
                 continue;
             }
-            for key in self.directory.keys() {
-                if key.user_id.as_deref() == Some(&id) {
-                    self.store
-                        .delete_key(key.token.clone())
-                        .await
-                        .map_err(stored)?;
-                    self.directory.remove_key(&key.token);
-                }
-            }
+            self.delete_keys_of(|key| key.user_id.as_deref() == Some(&id))
+                .await?;
             self.store.delete_user(id.clone()).await.map_err(stored)?;
             self.directory.remove_user(&id);
             deleted.push(id);
@@ -492,15 +500,8 @@ impl Service {
             if self.directory.team(&id).is_none() {
                 continue;
             }
-            for key in self.directory.keys() {
-                if key.team_id.as_deref() == Some(&id) {
-                    self.store
-                        .delete_key(key.token.clone())
-                        .await
-                        .map_err(stored)?;
-                    self.directory.remove_key(&key.token);
-                }
-            }
+            self.delete_keys_of(|key| key.team_id.as_deref() == Some(&id))
+                .await?;
             self.store.delete_team(id.clone()).await.map_err(stored)?;
             self.directory.remove_team(&id);
             deleted.push(id);
