@@ -96,8 +96,31 @@ fn main() -> ExitCode {
     }
 }
 
-#[tokio::main]
-async fn serve(
+fn serve(
+    loaded: Loaded,
+    source: PathBuf,
+    addr: SocketAddr,
+    options: NodeOptions,
+) -> anyhow::Result<()> {
+    runtime()
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?
+        .block_on(serve_on_runtime(loaded, source, addr, options))
+}
+
+/// One worker thread per core the node may run on. On a single core (a small container, or
+/// a node pinned with `taskset`) the single-threaded scheduler does the same work without
+/// work-stealing bookkeeping or cross-thread wake-ups.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let mut builder = if cores == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    builder.enable_all().build()
+}
+
+async fn serve_on_runtime(
     loaded: Loaded,
     source: PathBuf,
     addr: SocketAddr,

@@ -160,7 +160,10 @@ impl Outcomes {
             metrics.request(&RequestRecord {
                 status,
                 route: outcome.route,
-                model: outcome.model.as_deref().unwrap_or(UNKNOWN),
+                model: outcome
+                    .model
+                    .clone()
+                    .unwrap_or_else(|| self.unknown.clone()),
                 provider: outcome.provider,
                 operation: outcome.endpoint.map(operation_name),
                 duration: latency,

@@ -12,6 +12,7 @@
 //! shared lock that a scrape takes exclusively, so every scrape sees the failed counter equal to
 //! the 4xx + 5xx series of the total, never one updated without the other.
 
+mod log_writer;
 mod metrics;
 mod traces;
 

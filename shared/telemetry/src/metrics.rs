@@ -1,4 +1,4 @@
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
@@ -24,13 +24,14 @@ pub enum MetricsError {
     Exporter(String),
 }
 
-/// One finished request, as the outcome point describes it.
-#[derive(Clone, Copy, Debug)]
-pub struct RequestRecord<'a> {
+/// One finished request, as the outcome point describes it. Label values are static or shared
+/// strings, so recording one allocates no label text.
+#[derive(Clone, Debug)]
+pub struct RequestRecord {
     pub status: u16,
-    pub route: &'a str,
-    pub model: &'a str,
-    pub provider: &'a str,
+    pub route: &'static str,
+    pub model: Arc<str>,
+    pub provider: &'static str,
     /// `chat`, `text_completion`, `embeddings` for LLM routes.
     pub operation: Option<&'static str>,
     pub duration: Duration,
@@ -39,7 +40,7 @@ pub struct RequestRecord<'a> {
     pub input_tokens: Option<u64>,
     pub output_tokens: Option<u64>,
     /// The error code, for failures.
-    pub error: Option<&'a str>,
+    pub error: Option<&'static str>,
 }
 
 /// The node's instruments and the registry `/metrics` renders.
@@ -146,16 +147,15 @@ impl Metrics {
     }
 
     /// Records a finished request. Probes are not passed here.
-    pub fn request(&self, r: &RequestRecord<'_>) {
+    pub fn request(&self, r: &RequestRecord) {
         if !self.enabled {
             return;
         }
-        let status = status_text(r.status);
         let labels = [
-            KeyValue::new("status_code", status),
-            KeyValue::new("route", r.route.to_owned()),
-            KeyValue::new("model", r.model.to_owned()),
-            KeyValue::new("provider", r.provider.to_owned()),
+            KeyValue::new("status_code", status_text(r.status)),
+            KeyValue::new("route", r.route),
+            KeyValue::new("model", r.model.clone()),
+            KeyValue::new("provider", r.provider),
         ];
         {
             let _shared = self.scrape.read().unwrap_or_else(|e| e.into_inner());
@@ -167,25 +167,42 @@ impl Metrics {
         let Some(operation) = r.operation else {
             return;
         };
-        let mut gen_ai = vec![
-            KeyValue::new("gen_ai.operation.name", operation),
-            KeyValue::new("gen_ai.request.model", r.model.to_owned()),
-            KeyValue::new("gen_ai.provider.name", r.provider.to_owned()),
-        ];
+        let operation = KeyValue::new("gen_ai.operation.name", operation);
+        let model = KeyValue::new("gen_ai.request.model", r.model.clone());
+        let provider = KeyValue::new("gen_ai.provider.name", r.provider);
         if let Some(ttft) = r.ttft {
-            self.ttft.record(ttft.as_secs_f64(), &gen_ai);
+            self.ttft.record(
+                ttft.as_secs_f64(),
+                &[operation.clone(), model.clone(), provider.clone()],
+            );
         }
         for (kind, count) in [("input", r.input_tokens), ("output", r.output_tokens)] {
             if let Some(count) = count {
-                let mut labels = gen_ai.clone();
-                labels.push(KeyValue::new("gen_ai.token.type", kind));
-                self.tokens.record(count, &labels);
+                self.tokens.record(
+                    count,
+                    &[
+                        operation.clone(),
+                        model.clone(),
+                        provider.clone(),
+                        KeyValue::new("gen_ai.token.type", kind),
+                    ],
+                );
             }
         }
-        if let Some(error) = r.error {
-            gen_ai.push(KeyValue::new("error.type", error.to_owned()));
+        match r.error {
+            Some(error) => self.duration.record(
+                r.duration.as_secs_f64(),
+                &[
+                    operation,
+                    model,
+                    provider,
+                    KeyValue::new("error.type", error),
+                ],
+            ),
+            None => self
+                .duration
+                .record(r.duration.as_secs_f64(), &[operation, model, provider]),
         }
-        self.duration.record(r.duration.as_secs_f64(), &gen_ai);
     }
 
     pub fn in_flight(&self, delta: i64) {
@@ -198,9 +215,9 @@ impl Metrics {
     /// One upstream attempt.
     pub fn upstream(
         &self,
-        deployment: &str,
-        provider: &str,
-        model: &str,
+        deployment: &Arc<str>,
+        provider: &'static str,
+        model: &Arc<str>,
         ok: bool,
         took: Duration,
     ) {
@@ -210,9 +227,9 @@ impl Metrics {
         self.upstream.record(
             took.as_secs_f64(),
             &[
-                KeyValue::new("deployment", deployment.to_owned()),
-                KeyValue::new("provider", provider.to_owned()),
-                KeyValue::new("model", model.to_owned()),
+                KeyValue::new("deployment", deployment.clone()),
+                KeyValue::new("provider", provider),
+                KeyValue::new("model", model.clone()),
                 KeyValue::new("outcome", if ok { "ok" } else { "error" }),
             ],
         );
@@ -221,18 +238,17 @@ impl Metrics {
     /// Settled spend; `tenant` holds the opted-in labels (`key_alias`, `team`).
     pub fn spend(
         &self,
-        model: &str,
-        provider: &str,
+        model: &Arc<str>,
+        provider: &'static str,
         nanos: u64,
         tenant: &[(&'static str, String)],
     ) {
         if !self.enabled {
             return;
         }
-        let mut labels = vec![
-            KeyValue::new("model", model.to_owned()),
-            KeyValue::new("provider", provider.to_owned()),
-        ];
+        let mut labels = Vec::with_capacity(2 + tenant.len());
+        labels.push(KeyValue::new("model", model.clone()));
+        labels.push(KeyValue::new("provider", provider));
         labels.extend(tenant.iter().map(|(k, v)| KeyValue::new(*k, v.clone())));
         self.spend.add(nanos, &labels);
     }

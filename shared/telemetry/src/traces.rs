@@ -47,7 +47,7 @@ pub struct TracingSettings {
 #[derive(Debug)]
 pub struct TracingGuard {
     provider: Option<SdkTracerProvider>,
-    _logs: tracing_appender::non_blocking::WorkerGuard,
+    _logs: crate::log_writer::BatchGuard,
 }
 
 impl Drop for TracingGuard {
@@ -112,8 +112,9 @@ pub fn init(settings: &TracingSettings) -> Result<TracingGuard, TracingError> {
                 metadata.is_span() && metadata.target().starts_with("tollgate")
             }))
     });
-    // Log lines are written by a dedicated thread: a request never waits on stderr.
-    let (writer, logs) = tracing_appender::non_blocking(std::io::stderr());
+    // Log lines are written in batches by a dedicated thread: a request never waits on stderr.
+    let (writer, logs) = crate::log_writer::batch_writer(std::io::stderr());
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let (text, json) = if settings.json_logs {
         (
             None,
@@ -131,6 +132,7 @@ pub fn init(settings: &TracingSettings) -> Result<TracingGuard, TracingError> {
         (
             Some(
                 tracing_subscriber::fmt::layer()
+                    .with_ansi(ansi)
                     .with_writer(writer)
                     .with_filter(events_only()),
             ),

@@ -2,11 +2,11 @@ use std::time::Duration;
 
 use super::*;
 
-fn record(status: u16) -> RequestRecord<'static> {
+fn record(status: u16) -> RequestRecord {
     RequestRecord {
         status,
         route: "/v1/chat/completions",
-        model: "gpt-test",
+        model: Arc::from("gpt-test"),
         provider: "openai",
         operation: Some("chat"),
         duration: Duration::from_millis(12),
@@ -25,14 +25,14 @@ fn prometheus_names_and_labels() {
     m.request(&record(502));
     m.request(&record(418));
     m.upstream(
-        "dep-a",
+        &Arc::from("dep-a"),
         "openai",
-        "gpt-test",
+        &Arc::from("gpt-test"),
         true,
         Duration::from_millis(5),
     );
     m.spend(
-        "gpt-test",
+        &Arc::from("gpt-test"),
         "openai",
         1234,
         &[("key_alias", "alice".to_owned())],
