@@ -9,8 +9,8 @@
 
 use std::fmt;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -19,19 +19,19 @@ use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
 use futures::StreamExt;
-use futures::stream::BoxStream;
 use http::header::{
     CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, EXPECT, HOST, HeaderName,
 };
 use http::request::Parts;
-use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri};
 use http_body::{Frame, SizeHint};
-use http_body_util::{LengthLimitError, Limited};
+use http_body_util::{BodyExt, Empty, LengthLimitError, Limited};
 use secrecy::ExposeSecret;
 use tollgate_api::{ApiError, ErrorCode};
 use tollgate_auth::{KEY_HEADERS, ROUTES, Route, RouteTable, pass_through_routes};
 use tollgate_config::PassThrough;
-use tollgate_providers::ProviderError;
+use tollgate_providers::client::{RequestBody, body_stream};
+use tollgate_providers::{HttpClient, ProviderError};
 
 use crate::Gateway;
 use crate::dispatch::Answer;
@@ -42,7 +42,7 @@ use crate::respond::{REQUEST_ID, request_too_large};
 #[derive(Debug)]
 pub(crate) struct PassThroughs {
     endpoints: Vec<Endpoint>,
-    client: reqwest::Client,
+    client: HttpClient,
     /// Bounds sending the request and receiving the upstream's status and headers, then every
     /// gap between two chunks of the response body (`router_settings.timeout`).
     timeout: Duration,
@@ -51,7 +51,7 @@ pub(crate) struct PassThroughs {
 struct Endpoint {
     /// The configured path: the route's literal part and its metric label.
     path: &'static str,
-    target: reqwest::Url,
+    target: url::Url,
     include_subpath: bool,
     forward_headers: bool,
     /// The configured headers, values marked sensitive.
@@ -73,7 +73,7 @@ impl fmt::Debug for Endpoint {
 pub(crate) fn prepare(
     config: &[PassThrough],
     metrics: Option<Route>,
-    client: &reqwest::Client,
+    client: &HttpClient,
     timeout: Duration,
 ) -> anyhow::Result<(RouteTable, PassThroughs)> {
     let mut endpoints = Vec::with_capacity(config.len());
@@ -131,7 +131,7 @@ impl Endpoint {
     fn new(entry: &PassThrough, index: usize) -> anyhow::Result<Self> {
         let at = format!("general_settings.pass_through_endpoints[{index}]");
         // The config checked the URL; the message still never repeats it (credentials).
-        let target = reqwest::Url::parse(&entry.target)
+        let target = url::Url::parse(&entry.target)
             .map_err(|_| anyhow::anyhow!("{at}.target: not a URL the HTTP client accepts"))?;
         let mut headers = HeaderMap::with_capacity(entry.headers.len());
         for (name, value) in &entry.headers {
@@ -150,7 +150,7 @@ impl Endpoint {
     }
 
     /// The target, plus the part of `path` below the endpoint's path, plus the client's query.
-    fn url(&self, path: &str, query: Option<&str>) -> Result<reqwest::Url, ApiError> {
+    fn url(&self, path: &str, query: Option<&str>) -> Result<url::Url, ApiError> {
         let mut url = self.target.clone();
         let rest = path.strip_prefix(self.path).unwrap_or_default();
         if self.include_subpath && !rest.is_empty() {
@@ -256,28 +256,38 @@ pub(crate) async fn forward(
         return Err(request_too_large(limit));
     }
     let url = endpoint.url(parts.uri.path(), parts.uri.query())?;
-    let mut request = pass
-        .client
-        .request(parts.method.clone(), url)
-        .headers(endpoint.upstream_headers(&parts.headers));
+    let uri = url.as_str().parse::<Uri>().map_err(|_| {
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!(
+                "pass-through endpoint {}: the request's path or query cannot be forwarded",
+                endpoint.path
+            ),
+        )
+    })?;
     let upload = Upload::new(body, limit);
     let over_limit = upload.over_limit.clone();
-    if !http_body::Body::is_end_stream(&upload) {
-        request = request.body(reqwest::Body::wrap(upload));
-    }
-    let response = match tokio::time::timeout(pass.timeout, request.send()).await {
+    let body: RequestBody = if http_body::Body::is_end_stream(&upload) {
+        Empty::new().map_err(|never| match never {}).boxed_unsync()
+    } else {
+        upload.boxed_unsync()
+    };
+    let mut request = Request::new(body);
+    *request.method_mut() = parts.method.clone();
+    *request.uri_mut() = uri;
+    *request.headers_mut() = endpoint.upstream_headers(&parts.headers);
+    let response = match tokio::time::timeout(pass.timeout, pass.client.send(request)).await {
         Ok(Ok(response)) => response,
         Ok(Err(_)) if over_limit.load(Ordering::Acquire) => return Err(request_too_large(limit)),
-        Ok(Err(e)) => {
-            return Err(endpoint.failure(&ProviderError::from_reqwest(&e, pass.timeout)));
-        }
+        Ok(Err(e)) => return Err(endpoint.failure(&e)),
         Err(_) => return Err(endpoint.failure(&ProviderError::Timeout(pass.timeout))),
     };
+    let (head, body) = response.into_parts();
     Ok(Answer::PassThrough(Piped {
         bodiless: parts.method == Method::HEAD,
-        status: response.status(),
-        headers: response_headers(response.headers()),
-        body: response.bytes_stream().boxed(),
+        status: head.status,
+        headers: response_headers(&head.headers),
+        body: body_stream(body),
         idle: pass.timeout,
         path: endpoint.path,
     }))
@@ -304,16 +314,14 @@ fn response_headers(upstream: &HeaderMap) -> HeaderMap {
 /// The client's body on its way upstream: streamed, at most `limit` bytes. Crossing the limit
 /// fails the upload and raises `over_limit`, so the failed send is answered 413, not 502.
 struct Upload {
-    /// The HTTP client wants a `Sync` body and the server's body is not; the mutex is only
-    /// ever reached through `&mut` in `poll_frame` (no locking on the data path).
-    inner: Mutex<Limited<Body>>,
+    inner: Limited<Body>,
     over_limit: Arc<AtomicBool>,
 }
 
 impl Upload {
     fn new(body: Body, limit: usize) -> Self {
         Self {
-            inner: Mutex::new(Limited::new(body, limit)),
+            inner: Limited::new(body, limit),
             over_limit: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -328,8 +336,7 @@ impl http_body::Body for Upload {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::BoxError>>> {
         let this = self.get_mut();
-        let inner = this.inner.get_mut().unwrap_or_else(PoisonError::into_inner);
-        let polled = Pin::new(inner).poll_frame(cx);
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
         if let Poll::Ready(Some(Err(e))) = &polled
             && e.is::<LengthLimitError>()
         {
@@ -339,13 +346,11 @@ impl http_body::Body for Upload {
     }
 
     fn is_end_stream(&self) -> bool {
-        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        inner.is_end_stream()
+        self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        inner.size_hint()
+        self.inner.size_hint()
     }
 }
 
@@ -356,7 +361,7 @@ pub(crate) struct Piped {
     bodiless: bool,
     status: StatusCode,
     headers: HeaderMap,
-    body: BoxStream<'static, reqwest::Result<Bytes>>,
+    body: tollgate_providers::Body,
     idle: Duration,
     path: &'static str,
 }
@@ -397,7 +402,7 @@ fn has_body(status: StatusCode) -> bool {
 }
 
 struct Pipe {
-    upstream: BoxStream<'static, reqwest::Result<Bytes>>,
+    upstream: tollgate_providers::Body,
     /// What is left of a `Content-Length` body. The server stops reading the body once it
     /// has that many bytes, so the last chunk, not the end of the stream, ends the outcome.
     remaining: Option<u64>,
@@ -427,7 +432,7 @@ impl Pipe {
                     self.finish();
                     return None;
                 }
-                Ok(Some(Err(e))) => ProviderError::from_reqwest(&e, self.idle),
+                Ok(Some(Err(e))) => e,
                 Err(_) => ProviderError::IdleTimeout(self.idle),
             };
             // The status is out: all that is left is to cut the body short, so the client

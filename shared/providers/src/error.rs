@@ -23,26 +23,6 @@ pub enum ProviderError {
 }
 
 impl ProviderError {
-    /// Classifies a reqwest error without keeping its text, which can contain the URL.
-    pub fn from_reqwest(e: &reqwest::Error, timeout: Duration) -> Self {
-        if e.is_timeout() {
-            Self::Timeout(timeout)
-        } else if e.is_connect() {
-            Self::Connect
-        } else if e.is_body() || e.is_decode() {
-            Self::Disconnected
-        } else {
-            Self::Transport(
-                if e.is_request() {
-                    "request error"
-                } else {
-                    "protocol error"
-                }
-                .into(),
-            )
-        }
-    }
-
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::Timeout(_) | Self::IdleTimeout(_) => ErrorCode::UpstreamTimeout,

@@ -7,6 +7,7 @@
 //! decided by the helpers here, the same way for every provider.
 //!
 //! # Layout
+//! - `client`: [`HttpClient`], the one pooled HTTP client (hyper-util over rustls).
 //! - `upstream`: [`Upstreams`] (the shared client and the prepared deployments) and [`Upstream`].
 //! - `openai`: OpenAI-compatible HTTP upstreams: `request` (URL, headers), `error` (upstream
 //!   status → [`ApiError`], Retry-After in all its forms).
@@ -15,12 +16,14 @@
 //!   the client did not ask for.
 //! - `error`: [`ProviderError`] and its one mapping to [`ApiError`].
 
+pub mod client;
 mod error;
 mod mock;
 mod openai;
 pub mod sse;
 mod upstream;
 
+pub use client::HttpClient;
 pub use error::ProviderError;
 pub use openai::upstream_error;
 pub use upstream::{Body, Call, Reply, Upstream, Upstreams, collect};

@@ -1,5 +1,4 @@
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
@@ -9,6 +8,7 @@ use tollgate_api::Endpoint;
 use tollgate_config::{Deployment, Provider, RouterSettings};
 
 use crate::ProviderError;
+use crate::client::HttpClient;
 use crate::mock::MockUpstream;
 use crate::openai::HttpUpstream;
 
@@ -49,20 +49,13 @@ impl std::fmt::Debug for Reply {
 /// prepared once at startup.
 #[derive(Debug, Clone)]
 pub struct Upstreams {
-    client: reqwest::Client,
+    client: HttpClient,
     mock: tollgate_mock::Mock,
 }
 
 impl Upstreams {
     pub fn new(router: &RouterSettings) -> Result<Self, ProviderError> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(router.connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .http2_adaptive_window(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| ProviderError::Transport(format!("cannot build the HTTP client: {e}")))?;
+        let client = HttpClient::new(router.connect_timeout)?;
         Ok(Self {
             client,
             // The billing log is ground truth for tests of the mock *node*; in the gateway
@@ -76,7 +69,7 @@ impl Upstreams {
 
     /// The shared, pooled HTTP client (connect timeout from `router_settings`, no redirects),
     /// for callers that forward requests themselves (pass-through endpoints).
-    pub fn client(&self) -> &reqwest::Client {
+    pub fn client(&self) -> &HttpClient {
         &self.client
     }
 

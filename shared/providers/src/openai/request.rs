@@ -1,13 +1,13 @@
 use std::time::Duration;
 
-use futures::StreamExt;
-use http::HeaderMap;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Request, Uri};
 use secrecy::ExposeSecret;
 use tollgate_api::Endpoint;
 use tollgate_config::Deployment;
 
 use crate::ProviderError;
+use crate::client::{HttpClient, body_stream, full_body, with_deadline};
 use crate::upstream::{Call, Reply};
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -17,27 +17,33 @@ const EVENT_STREAM: HeaderValue = HeaderValue::from_static("text/event-stream");
 
 /// An OpenAI-compatible deployment: its endpoint URLs and `Authorization` header, built once.
 pub(crate) struct HttpUpstream {
-    client: reqwest::Client,
-    chat: reqwest::Url,
-    completions: reqwest::Url,
-    embeddings: reqwest::Url,
+    client: HttpClient,
+    chat: Uri,
+    completions: Uri,
+    embeddings: Uri,
     authorization: Option<HeaderValue>,
 }
 
 impl std::fmt::Debug for HttpUpstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpUpstream")
-            .field("chat", &self.chat.as_str())
+            .field("host", &self.chat.host())
             .finish_non_exhaustive()
     }
 }
 
 impl HttpUpstream {
-    pub(crate) fn new(client: reqwest::Client, d: &Deployment) -> Result<Self, ProviderError> {
+    pub(crate) fn new(client: HttpClient, d: &Deployment) -> Result<Self, ProviderError> {
         let url = |endpoint: Endpoint| {
-            reqwest::Url::parse(&format!("{}{}", d.api_base, endpoint.upstream_path())).map_err(
-                |e| ProviderError::Transport(format!("deployment `{}`: bad api_base: {e}", d.id)),
-            )
+            let text = format!("{}{}", d.api_base, endpoint.upstream_path());
+            // The URL is not quoted: its query or user info may hold a credential.
+            match text.parse::<Uri>() {
+                Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) => Ok(uri),
+                _ => Err(ProviderError::Transport(format!(
+                    "deployment `{}`: api_base is not an http(s) URL",
+                    d.id
+                ))),
+            }
         };
         let authorization = match &d.api_key {
             None => None,
@@ -62,7 +68,7 @@ impl HttpUpstream {
         })
     }
 
-    fn url(&self, endpoint: Endpoint) -> &reqwest::Url {
+    fn url(&self, endpoint: Endpoint) -> &Uri {
         match endpoint {
             Endpoint::ChatCompletions => &self.chat,
             Endpoint::Completions => &self.completions,
@@ -75,7 +81,12 @@ impl HttpUpstream {
         call: Call<'_>,
         timeout: Duration,
     ) -> Result<Reply, ProviderError> {
-        let mut headers = HeaderMap::with_capacity(5);
+        let started = tokio::time::Instant::now();
+        let mut request = Request::new(full_body(call.body));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = self.url(call.endpoint).clone();
+        let headers = request.headers_mut();
+        headers.reserve(6);
         headers.insert(CONTENT_TYPE, JSON);
         headers.insert(ACCEPT, if call.stream { EVENT_STREAM } else { JSON });
         if let Some(auth) = &self.authorization {
@@ -85,31 +96,22 @@ impl HttpUpstream {
             headers.insert(REQUEST_ID.clone(), id);
         }
         headers.insert(ATTEMPT.clone(), HeaderValue::from(call.attempt));
-        for (name, value) in &call.trace {
-            headers.insert(*name, value.clone());
+        for (name, value) in call.trace {
+            headers.insert(name, value);
         }
-        let mut request = self
-            .client
-            .post(self.url(call.endpoint).clone())
-            .headers(headers)
-            .body(call.body);
-        if !call.stream {
-            request = request.timeout(timeout);
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| ProviderError::from_reqwest(&e, timeout))?;
-        let status = response.status();
-        let headers = keep_headers(response.headers());
-        let body = response
-            .bytes_stream()
-            .map(move |chunk| chunk.map_err(|e| ProviderError::from_reqwest(&e, timeout)))
-            .boxed();
+        let response = self.client.send(request).await?;
+        let (parts, body) = response.into_parts();
+        let body = body_stream(body);
         Ok(Reply {
-            status,
-            headers,
-            body,
+            status: parts.status,
+            headers: keep_headers(&parts.headers),
+            // A stream is bounded by the gap between its chunks (the caller's idle timeout);
+            // anything else as a whole.
+            body: if call.stream {
+                body
+            } else {
+                with_deadline(body, started, timeout)
+            },
         })
     }
 }
