@@ -184,13 +184,18 @@ async fn sigterm_drains_a_stream_then_exits_zero_and_logs_no_secret() {
     let client = reqwest::Client::new();
 
     // Traffic that carries every secret: right key, wrong key, upstream key in use.
-    for key in [MASTER, "sk-wrong-but-logged?-777"] {
-        let _ = client
+    for (key, id) in [
+        (MASTER, "client-id-1"),
+        ("sk-wrong-but-logged?-777", "client-id-2"),
+    ] {
+        let response = client
             .get(format!("{url}/v1/models"))
             .bearer_auth(key)
+            .header("x-request-id", id)
             .send()
             .await
             .unwrap();
+        assert_eq!(response.headers()["x-request-id"], id, "echoed");
     }
     let stream = client
         .post(format!("{url}/v1/chat/completions"))
@@ -203,6 +208,10 @@ async fn sigterm_drains_a_stream_then_exits_zero_and_logs_no_secret() {
         .await
         .unwrap();
     assert_eq!(stream.status(), 200);
+    let stream_id = stream.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     signal(&node, "-TERM");
     let text = stream.text().await.unwrap();
     assert!(
@@ -225,6 +234,36 @@ async fn sigterm_drains_a_stream_then_exits_zero_and_logs_no_secret() {
         );
     }
     assert!(logs.contains("SIGTERM"), "{logs}");
+    // One access line per request, with its request id (the client's, or one made up).
+    let access = |id: &str| -> Vec<&str> {
+        logs.lines()
+            .filter(|l| {
+                l.contains("tollgate::access:") && l.contains(&format!("request_id=\"{id}\""))
+            })
+            .collect()
+    };
+    let line = access("client-id-1");
+    assert!(
+        line.len() == 1
+            && line[0].contains("route=\"/v1/models\" ")
+            && line[0].contains(" status=200 "),
+        "{line:?}"
+    );
+    let line = access("client-id-2");
+    assert!(
+        line.len() == 1
+            && line[0].contains(" status=401 ")
+            && line[0].contains("error=\"invalid_api_key\""),
+        "{line:?}"
+    );
+    let line = access(&stream_id);
+    assert!(
+        line.len() == 1
+            && line[0].contains(" status=200 ")
+            && line[0].contains("model=\"m\"")
+            && line[0].contains(" output_tokens=16 "),
+        "{line:?}"
+    );
     signal(&mock, "-TERM");
     wait(&mut mock, Duration::from_secs(10));
 }

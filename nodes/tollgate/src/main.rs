@@ -135,12 +135,16 @@ async fn serve_on_runtime(
             .service_name
             .clone()
             .unwrap_or_else(|| "tollgate".to_owned()),
+        sample_ratio: observability.otlp.sample_ratio,
     })?;
     for w in &loaded.warnings {
         tracing::warn!("{}: {w}", source.display());
     }
     if tollgate_telemetry::traces_enabled() {
-        tracing::info!("exporting traces over OTLP/gRPC");
+        tracing::info!(
+            sample_ratio = tollgate_telemetry::trace_sample_ratio(),
+            "exporting traces over OTLP/gRPC (requests whose client sent a traceparent follow its sampled flag)"
+        );
     }
     let listener = tokio::net::TcpListener::bind(addr)
         .await

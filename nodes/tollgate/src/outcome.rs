@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use tollgate_api::{ApiError, Endpoint, ErrorCode, Usage};
-use tollgate_telemetry::{Metrics, RequestRecord, adopt_parent, traces_enabled};
+use tollgate_telemetry::{AccessRecord, Metrics, RequestRecord, adopt_parent, should_trace};
 use tracing::Span;
 use tracing::field::Empty;
 
@@ -76,7 +76,8 @@ impl Outcomes {
             .filter(|v| is_sane_id(v.as_bytes()))
             .cloned()
             .unwrap_or_else(|| self.new_id());
-        let span = if traces_enabled() {
+        let client_trace = headers.get("traceparent");
+        let span = if should_trace(client_trace) {
             let span = tracing::info_span!(
                 "request",
                 otel.name = Empty,
@@ -98,7 +99,7 @@ impl Outcomes {
         } else {
             Span::none()
         };
-        let client_trace = headers.get("traceparent").cloned();
+        let client_trace = client_trace.cloned();
         Outcome {
             span,
             client_trace,
@@ -236,20 +237,19 @@ fn is_sane_id(id: &[u8]) -> bool {
 }
 
 fn log_access(o: &Outcome, status: u16, latency: Duration) {
-    tracing::info!(
-        target: "tollgate::access",
-        request_id = o.request_id.to_str().unwrap_or("-"),
-        method = %o.method,
-        route = o.route,
-        model = o.model.as_deref().unwrap_or(UNKNOWN),
-        provider = o.provider,
-        deployment = o.deployment.as_deref().unwrap_or(UNKNOWN),
+    tollgate_telemetry::access(&AccessRecord {
+        request_id: o.request_id.to_str().unwrap_or("-"),
+        method: o.method.as_str(),
+        route: o.route,
+        model: o.model.as_deref().unwrap_or(UNKNOWN),
+        provider: o.provider,
+        deployment: o.deployment.as_deref().unwrap_or(UNKNOWN),
         status,
-        error = o.error.map_or("", ErrorCode::code),
-        input_tokens = o.usage.map_or(0, |u| u.input_tokens),
-        output_tokens = o.usage.map_or(0, |u| u.output_tokens),
-        latency_us = latency.as_micros() as u64,
-    );
+        error: o.error.map_or("", ErrorCode::code),
+        input_tokens: o.usage.map_or(0, |u| u.input_tokens),
+        output_tokens: o.usage.map_or(0, |u| u.output_tokens),
+        latency_us: u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+    });
 }
 
 /// How one request is ending; see the module docs.

@@ -71,6 +71,7 @@ fn hex(bytes: &[u8]) -> String {
 
 const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
 const CLIENT_SPAN: &str = "b7ad6b7169203331";
+const UNSAMPLED_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_arrive_with_attributes_and_parentage() {
@@ -114,6 +115,7 @@ async fn spans_arrive_with_attributes_and_parentage() {
         json_logs: true,
         otlp_endpoint: Some(format!("http://{otlp}")),
         service_name: "tollgate-test".to_owned(),
+        sample_ratio: None,
     })
     .unwrap();
     assert!(tollgate::telemetry::traces_enabled());
@@ -132,6 +134,17 @@ async fn spans_arrive_with_attributes_and_parentage() {
         .unwrap();
     assert_eq!(response.status(), 200);
     let _: Value = response.json().await.unwrap();
+    // A client that decided not to sample: no spans, its traceparent passed on as it came.
+    let unsampled = format!("00-{UNSAMPLED_TRACE}-{CLIENT_SPAN}-00");
+    let response = client()
+        .post(node.url("/v1/chat/completions"))
+        .bearer_auth(MASTER)
+        .header("traceparent", &unsampled)
+        .json(&json!({"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
     node.server.stop().await.unwrap();
     // Shutting the provider down flushes the batch.
     tokio::task::spawn_blocking(move || drop(guard))
@@ -180,8 +193,13 @@ async fn spans_arrive_with_attributes_and_parentage() {
     assert_eq!(text(attempt, "gen_ai.request.model"), "up-model");
     assert_eq!(int(attempt, "http.response.status_code"), 200);
 
+    assert!(
+        spans.iter().all(|s| hex(&s.trace_id) != UNSAMPLED_TRACE),
+        "a request its client did not sample exports no spans"
+    );
     let sent = seen.lock().unwrap().clone();
-    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!(sent[1], unsampled, "the client's own decision travels on");
     assert_eq!(
         sent[0],
         format!("00-{TRACE_ID}-{}-01", hex(&attempt.span_id)),

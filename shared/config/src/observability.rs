@@ -51,16 +51,19 @@ impl Default for MetricsSettings {
 
 /// `observability.otlp`: where traces go. The standard `OTEL_EXPORTER_OTLP_*` variables are
 /// read by the exporter itself when no endpoint is configured here.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct OtlpSettings {
     /// e.g. `http://otel-collector:4317` (gRPC).
     pub endpoint: Option<String>,
     /// The `service.name` resource attribute (default `tollgate`).
     pub service_name: Option<String>,
+    /// The share of requests traced when the client sent no sampling decision of its own
+    /// (0.0–1.0). `None`: `OTEL_TRACES_SAMPLER`/`OTEL_TRACES_SAMPLER_ARG`, else every request.
+    pub sample_ratio: Option<f64>,
 }
 
 /// `observability:`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ObservabilitySettings {
     pub metrics: MetricsSettings,
     pub otlp: OtlpSettings,
@@ -69,7 +72,7 @@ pub struct ObservabilitySettings {
 
 const KEYS: &[&str] = &["metrics", "otlp", "logs"];
 const METRICS_KEYS: &[&str] = &["enabled", "path", "listen", "require_auth", "entity_labels"];
-const OTLP_KEYS: &[&str] = &["endpoint", "service_name"];
+const OTLP_KEYS: &[&str] = &["endpoint", "service_name", "sample_ratio"];
 const LOGS_KEYS: &[&str] = &["format"];
 
 pub(crate) fn build(w: &mut Walker<'_>, value: Option<&Value>) -> ObservabilitySettings {
@@ -130,6 +133,16 @@ pub(crate) fn build(w: &mut Walker<'_>, value: Option<&Value>) -> ObservabilityS
         }
     }
     out.otlp.service_name = w.string(otlp, "service_name", &path);
+    if let Some(ratio) = w.number(otlp, "sample_ratio", &path) {
+        if (0.0..=1.0).contains(&ratio) {
+            out.otlp.sample_ratio = Some(ratio);
+        } else {
+            w.problem(
+                &child(&path, "sample_ratio"),
+                format!("expected a share between 0.0 and 1.0, found {ratio}"),
+            );
+        }
+    }
 
     let path = child(O, "logs");
     let logs = w.object(map.get("logs"), &path).unwrap_or(&empty);

@@ -426,3 +426,23 @@ fn admin_problems_name_their_path() {
         ["admin.grpc_tls"]
     );
 }
+
+#[test]
+fn trace_sample_ratio_is_a_share_or_a_problem_at_its_path() {
+    let loaded = load("observability: { otlp: { sample_ratio: 0.1 } }").unwrap();
+    assert_eq!(loaded.config.observability.otlp.sample_ratio, Some(0.1));
+    let loaded = load("observability: { otlp: { endpoint: \"http://c:4317\" } }").unwrap();
+    assert_eq!(loaded.config.observability.otlp.sample_ratio, None);
+    for bad in ["1.5", "-0.1", "lots"] {
+        let err = load(&format!(
+            "observability: {{ otlp: {{ sample_ratio: {bad} }} }}"
+        ))
+        .unwrap_err();
+        let got: Vec<String> = err.problems.iter().map(ToString::to_string).collect();
+        assert_eq!(got.len(), 1, "{bad}: {got:?}");
+        assert!(
+            got[0].starts_with("observability.otlp.sample_ratio: "),
+            "{bad}: {got:?}"
+        );
+    }
+}

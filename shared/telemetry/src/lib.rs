@@ -12,11 +12,14 @@
 //! shared lock that a scrape takes exclusively, so every scrape sees the failed counter equal to
 //! the 4xx + 5xx series of the total, never one updated without the other.
 
+mod access;
 mod log_writer;
 mod metrics;
 mod traces;
 
+pub use access::{AccessRecord, access};
 pub use metrics::{Metrics, MetricsError, RequestRecord};
 pub use traces::{
-    TracingError, TracingGuard, TracingSettings, adopt_parent, init, trace_headers, traces_enabled,
+    TracingError, TracingGuard, TracingSettings, adopt_parent, init, should_trace, trace_headers,
+    trace_sample_ratio, traces_enabled,
 };

@@ -105,8 +105,9 @@ fn write_batches<W: Write>(shared: &Shared, mut out: W) {
     }
 }
 
-impl Write for BatchWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+impl BatchWriter {
+    /// Lets `write` append one whole line (or several) to the pending batch.
+    pub(crate) fn append(&self, write: impl FnOnce(&mut Vec<u8>)) {
         let mut state = self.shared.lock();
         while state.pending.len() >= MAX_PENDING && !state.closed {
             state = self
@@ -115,10 +116,16 @@ impl Write for BatchWriter {
                 .wait(state)
                 .unwrap_or_else(|e| e.into_inner());
         }
-        state.pending.extend_from_slice(buf);
+        write(&mut state.pending);
         if state.pending.len() >= FLUSH_BYTES {
             self.shared.wake_writer.notify_one();
         }
+    }
+}
+
+impl Write for BatchWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.append(|pending| pending.extend_from_slice(buf));
         Ok(buf.len())
     }
 
