@@ -41,6 +41,20 @@ pub struct AccessRecord<'a> {
     pub latency_us: u64,
 }
 
+impl AccessRecord<'_> {
+    /// The text fields, in line order.
+    fn strings(&self) -> [(&'static str, &str); 6] {
+        [
+            ("request_id", self.request_id),
+            ("method", self.method),
+            ("route", self.route),
+            ("model", self.model),
+            ("provider", self.provider),
+            ("deployment", self.deployment),
+        ]
+    }
+}
+
 /// Writes the access line of one request (when the log filter lets `tollgate::access` INFO
 /// through).
 pub fn access(record: &AccessRecord<'_>) {
@@ -65,15 +79,7 @@ pub fn access(record: &AccessRecord<'_>) {
 fn text_line(out: &mut Vec<u8>, now: std::time::Duration, r: &AccessRecord<'_>) {
     timestamp(out, now);
     out.extend_from_slice(b"  INFO tollgate::access: ");
-    let strings = [
-        ("request_id", r.request_id),
-        ("method", r.method),
-        ("route", r.route),
-        ("model", r.model),
-        ("provider", r.provider),
-        ("deployment", r.deployment),
-    ];
-    for (name, value) in strings {
+    for (name, value) in r.strings() {
         out.extend_from_slice(name.as_bytes());
         out.push(b'=');
         if name == "method" {
@@ -99,14 +105,7 @@ fn json_line(out: &mut Vec<u8>, now: std::time::Duration, r: &AccessRecord<'_>) 
     out.extend_from_slice(b"{\"timestamp\":\"");
     timestamp(out, now);
     out.extend_from_slice(b"\",\"level\":\"INFO\"");
-    for (name, value) in [
-        ("request_id", r.request_id),
-        ("method", r.method),
-        ("route", r.route),
-        ("model", r.model),
-        ("provider", r.provider),
-        ("deployment", r.deployment),
-    ] {
+    for (name, value) in r.strings() {
         out.extend_from_slice(b",\"");
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b"\":");
