@@ -17,9 +17,13 @@ use tollgate_budget::Ticket;
 use tollgate_providers::sse::UsageFilter;
 use tollgate_providers::{Call, ProviderError, Reply, collect, upstream_error};
 
+use std::time::SystemTime;
+
+use tollgate_telemetry::spans::{FinishedSpan, Kind};
+use tollgate_telemetry::{KeyValue, Metrics, SpanIds};
+
 use crate::models::Target;
 use crate::outcome::otel_int;
-use tollgate_telemetry::Metrics;
 
 /// The largest non-stream upstream response the node will hold.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
@@ -49,8 +53,68 @@ pub(crate) struct Attempt {
     pub(crate) metrics: Arc<Metrics>,
     /// Opted-in tenant labels for the spend counter.
     pub(crate) tenant: Vec<(&'static str, String)>,
-    /// The client's `traceparent`, forwarded when this node exports no spans of its own.
-    pub(crate) client_trace: Option<http::HeaderValue>,
+    /// The W3C trace headers sent upstream.
+    pub(crate) trace: Vec<(&'static str, http::HeaderValue)>,
+    /// The attempt's span, when the request is traced; exported when the attempt ends.
+    pub(crate) span: Option<AttemptSpan>,
+}
+
+/// The span of one upstream attempt: a child of the request's span, named and labelled after
+/// the GenAI conventions (`chat gpt-4o-2024-08-06`, the deployment's own model name).
+pub(crate) struct AttemptSpan {
+    ids: SpanIds,
+    start: SystemTime,
+    name: String,
+    attributes: Vec<KeyValue>,
+    error: bool,
+}
+
+impl AttemptSpan {
+    pub(crate) fn new(
+        ids: SpanIds,
+        endpoint: Endpoint,
+        deployment: &tollgate_config::Deployment,
+        id: &Arc<str>,
+    ) -> Self {
+        let operation = crate::outcome::operation_name(endpoint);
+        let mut attributes = Vec::with_capacity(9);
+        attributes.push(KeyValue::new("gen_ai.operation.name", operation));
+        attributes.push(KeyValue::new(
+            "gen_ai.request.model",
+            deployment.upstream_model.clone(),
+        ));
+        attributes.push(KeyValue::new(
+            "gen_ai.provider.name",
+            deployment.provider.name(),
+        ));
+        attributes.push(KeyValue::new("tollgate.deployment", id.clone()));
+        AttemptSpan {
+            ids,
+            start: SystemTime::now(),
+            name: format!("{operation} {}", deployment.upstream_model),
+            attributes,
+            error: false,
+        }
+    }
+
+    pub(crate) fn ids(&self) -> &SpanIds {
+        &self.ids
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        if let Some(span) = self.span.take() {
+            tollgate_telemetry::spans::export(FinishedSpan {
+                ids: span.ids,
+                kind: Kind::Client,
+                name: span.name,
+                start: span.start,
+                attributes: span.attributes,
+                error: span.error,
+            });
+        }
+    }
 }
 
 /// The start of a successful answer.
@@ -90,13 +154,7 @@ enum Cost {
 impl Attempt {
     pub(crate) async fn run(mut self, head: oneshot::Sender<Result<Head, ApiError>>) {
         let id = self.target.id.clone();
-        let span = tracing::Span::current();
-        let mut trace = tollgate_telemetry::trace_headers(&span);
-        if trace.is_empty()
-            && let Some(parent) = self.client_trace.take()
-        {
-            trace.push(("traceparent", parent));
-        }
+        let trace = std::mem::take(&mut self.trace);
         let call = Call {
             endpoint: self.endpoint,
             body: self.body.clone(),
@@ -110,8 +168,7 @@ impl Attempt {
             Ok(reply) => reply,
             Err(e) => {
                 self.upstream_done(false, started);
-                span.record("error.type", e.code().code());
-                span.record("otel.status_code", "ERROR");
+                self.span_failed(e.code().code());
                 let cost = match e {
                     ProviderError::Connect => Cost::NotSent,
                     _ => Cost::Unknown,
@@ -121,13 +178,15 @@ impl Attempt {
                 return;
             }
         };
-        span.record(
+        self.span_attribute(KeyValue::new(
             "http.response.status_code",
             i64::from(reply.status.as_u16()),
-        );
+        ));
         if !reply.status.is_success() {
             self.upstream_done(false, started);
-            span.record("otel.status_code", "ERROR");
+            if let Some(span) = &mut self.span {
+                span.error = true;
+            }
             let error = refusal(reply, &id).await;
             self.settle(Cost::Refused);
             let _ = head.send(Err(error));
@@ -236,10 +295,27 @@ impl Attempt {
             }
         };
         self.upstream_done(failure.is_none(), started);
+        if let Some(failure) = &failure {
+            self.span_failed(failure.code().code());
+        }
         let usage = filter.usage();
         self.settle(usage.map_or(Cost::Unknown, Cost::Known));
         let failure = failure.map(|e| e.to_api_error(&self.target.id));
         send(&mut client, Piece::End { usage, failure }).await;
+    }
+
+    fn span_attribute(&mut self, attribute: KeyValue) {
+        if let Some(span) = &mut self.span {
+            span.attributes.push(attribute);
+        }
+    }
+
+    fn span_failed(&mut self, error_type: &'static str) {
+        if let Some(span) = &mut self.span {
+            span.attributes
+                .push(KeyValue::new("error.type", error_type));
+            span.error = true;
+        }
     }
 
     /// Records the attempt's duration for its deployment.
@@ -298,9 +374,14 @@ impl Attempt {
             }
         };
         if usage.input_tokens + usage.output_tokens > 0 {
-            let span = tracing::Span::current();
-            span.record("gen_ai.usage.input_tokens", otel_int(usage.input_tokens));
-            span.record("gen_ai.usage.output_tokens", otel_int(usage.output_tokens));
+            self.span_attribute(KeyValue::new(
+                "gen_ai.usage.input_tokens",
+                otel_int(usage.input_tokens),
+            ));
+            self.span_attribute(KeyValue::new(
+                "gen_ai.usage.output_tokens",
+                otel_int(usage.output_tokens),
+            ));
         }
         if usage.cost > 0 {
             let provider = self.target.upstream.deployment.provider.name();

@@ -13,7 +13,6 @@ use http::request::Parts;
 use http_body_util::{BodyExt, Limited};
 use tollgate_api::{ApiError, ErrorCode};
 use tollgate_auth::{Caller, Principal, RouteId, authorize};
-use tracing::Instrument;
 
 use crate::outcome::Outcome;
 use crate::relay::Relay;
@@ -32,10 +31,7 @@ pub(crate) enum Answer {
 pub(crate) async fn dispatch(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let mut outcome = gateway.outcomes.begin(&parts.method, &parts.headers);
-    let span = outcome.span().clone();
-    let result = handle(&gateway, &mut outcome, parts, body)
-        .instrument(span)
-        .await;
+    let result = handle(&gateway, &mut outcome, parts, body).await;
     finish(outcome, result)
 }
 

@@ -9,13 +9,12 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use tollgate_api::{ApiError, Endpoint, ErrorCode, Usage};
-use tollgate_telemetry::{AccessRecord, Metrics, RequestRecord, adopt_parent, should_trace};
-use tracing::Span;
-use tracing::field::Empty;
+use tollgate_telemetry::spans::{FinishedSpan, Kind};
+use tollgate_telemetry::{AccessRecord, KeyValue, Metrics, RequestRecord, SpanIds, trace_request};
 
 use crate::respond::REQUEST_ID;
 
@@ -77,33 +76,16 @@ impl Outcomes {
             .cloned()
             .unwrap_or_else(|| self.new_id());
         let client_trace = headers.get("traceparent");
-        let span = if should_trace(client_trace) {
-            let span = tracing::info_span!(
-                "request",
-                otel.name = Empty,
-                otel.kind = "server",
-                otel.status_code = Empty,
-                http.request.method = %method,
-                http.route = Empty,
-                http.response.status_code = Empty,
-                gen_ai.operation.name = Empty,
-                gen_ai.request.model = Empty,
-                gen_ai.provider.name = Empty,
-                gen_ai.usage.input_tokens = Empty,
-                gen_ai.usage.output_tokens = Empty,
-                error.type = Empty,
-                tollgate.request_id = request_id.to_str().unwrap_or_default(),
-                tollgate.deployment = Empty,
-            );
-            span
-        } else {
-            Span::none()
-        };
-        let client_trace = client_trace.cloned();
+        let trace = trace_request(client_trace);
         Outcome {
-            span,
-            client_trace,
-            parent_linked: false,
+            trace,
+            span_start: if trace.is_some() {
+                SystemTime::now()
+            } else {
+                SystemTime::UNIX_EPOCH
+            },
+            client_trace: client_trace.cloned(),
+            client_tracestate: headers.get("tracestate").cloned(),
             sink: self.clone(),
             request_id,
             method: method.clone(),
@@ -148,7 +130,6 @@ impl Outcomes {
     fn record(&self, outcome: &mut Outcome, status: u16) {
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
         let latency = outcome.started.elapsed();
-        outcome.link_parent();
         trace_outcome(outcome, status);
         log_access(outcome, status, latency);
         if let Some(metrics) = &self.metrics {
@@ -188,34 +169,62 @@ impl Outcomes {
     }
 }
 
-/// Fills the request span's attributes; the span ends when the outcome is dropped.
+/// Exports the request's span, when it is traced.
 fn trace_outcome(o: &Outcome, status: u16) {
-    let span = &o.span;
-    if span.is_disabled() {
+    let Some(ids) = o.trace else {
         return;
-    }
+    };
     let model = o.model.as_deref();
-    span.record("http.response.status_code", i64::from(status));
+    let mut attributes = Vec::with_capacity(12);
+    attributes.push(KeyValue::new("http.request.method", o.method.to_string()));
+    attributes.push(KeyValue::new("http.route", o.route));
+    attributes.push(KeyValue::new(
+        "http.response.status_code",
+        i64::from(status),
+    ));
     if let Some(endpoint) = o.endpoint {
-        span.record("gen_ai.operation.name", operation_name(endpoint));
+        attributes.push(KeyValue::new(
+            "gen_ai.operation.name",
+            operation_name(endpoint),
+        ));
     }
-    if let Some(model) = model {
-        span.record("gen_ai.request.model", model);
-        span.record("gen_ai.provider.name", o.provider);
+    if let Some(model) = &o.model {
+        attributes.push(KeyValue::new("gen_ai.request.model", model.clone()));
+        attributes.push(KeyValue::new("gen_ai.provider.name", o.provider));
     }
     if let Some(deployment) = &o.deployment {
-        span.record("tollgate.deployment", &**deployment);
+        attributes.push(KeyValue::new("tollgate.deployment", deployment.clone()));
     }
     if let Some(usage) = o.usage {
-        span.record("gen_ai.usage.input_tokens", otel_int(usage.input_tokens));
-        span.record("gen_ai.usage.output_tokens", otel_int(usage.output_tokens));
+        attributes.push(KeyValue::new(
+            "gen_ai.usage.input_tokens",
+            otel_int(usage.input_tokens),
+        ));
+        attributes.push(KeyValue::new(
+            "gen_ai.usage.output_tokens",
+            otel_int(usage.output_tokens),
+        ));
     }
     if let Some(error) = o.error {
-        span.record("error.type", error.code());
+        attributes.push(KeyValue::new("error.type", error.code()));
     }
-    if status >= 500 || o.error.is_some() {
-        span.record("otel.status_code", "ERROR");
-    }
+    attributes.push(KeyValue::new(
+        "tollgate.request_id",
+        o.request_id.to_str().unwrap_or_default().to_owned(),
+    ));
+    // The GenAI conventions' name once the model is known (`chat gpt-4o`), else the route's.
+    let name = match (o.endpoint, model) {
+        (Some(endpoint), Some(model)) => format!("{} {model}", operation_name(endpoint)),
+        _ => format!("{} {}", o.method, o.route),
+    };
+    tollgate_telemetry::spans::export(FinishedSpan {
+        ids,
+        kind: Kind::Server,
+        name,
+        start: o.span_start,
+        attributes,
+        error: status >= 500 || o.error.is_some(),
+    });
 }
 
 /// A count as an OpenTelemetry integer attribute (OTel has no unsigned type).
@@ -224,7 +233,7 @@ pub(crate) fn otel_int(n: u64) -> i64 {
 }
 
 /// The GenAI conventions' `gen_ai.operation.name`.
-fn operation_name(endpoint: Endpoint) -> &'static str {
+pub(crate) fn operation_name(endpoint: Endpoint) -> &'static str {
     match endpoint {
         Endpoint::ChatCompletions => "chat",
         Endpoint::Completions => "text_completion",
@@ -255,13 +264,13 @@ fn log_access(o: &Outcome, status: u16, latency: Duration) {
 /// How one request is ending; see the module docs.
 #[derive(Debug)]
 pub(crate) struct Outcome {
-    /// The request's span (disabled unless traces are exported); ends with the outcome.
-    span: Span,
-    /// The client's own `traceparent`: the span's parent (linked once the span is named; a
-    /// span's name is fixed when its context is built), and forwarded upstream when we
-    /// export no spans.
+    /// The request's span, when it is traced; exported when the outcome is recorded.
+    trace: Option<SpanIds>,
+    span_start: SystemTime,
+    /// The client's own `traceparent` (the span's parent), forwarded upstream as it came when
+    /// the request is not traced; and its `tracestate`, always forwarded.
     client_trace: Option<HeaderValue>,
-    parent_linked: bool,
+    client_tracestate: Option<HeaderValue>,
     sink: Arc<Outcomes>,
     request_id: HeaderValue,
     method: Method,
@@ -285,24 +294,37 @@ impl Outcome {
         &self.request_id
     }
 
-    pub(crate) fn span(&self) -> &Span {
-        &self.span
+    /// The request span's ids, when it is traced.
+    pub(crate) fn trace(&self) -> Option<SpanIds> {
+        self.trace
     }
 
-    pub(crate) fn client_trace(&self) -> Option<&HeaderValue> {
-        self.client_trace.as_ref()
+    /// The trace headers for the upstream call of an attempt whose span is `attempt` (when
+    /// traced): its own `traceparent`, else the client's as it came; the client's
+    /// `tracestate`.
+    pub(crate) fn upstream_trace(
+        &self,
+        attempt: Option<&SpanIds>,
+    ) -> Vec<(&'static str, HeaderValue)> {
+        let mut headers = Vec::new();
+        match attempt {
+            Some(ids) => headers.push(("traceparent", ids.traceparent())),
+            None => {
+                if let Some(parent) = &self.client_trace {
+                    headers.push(("traceparent", parent.clone()));
+                }
+            }
+        }
+        if let Some(state) = &self.client_tracestate {
+            headers.push(("tracestate", state.clone()));
+        }
+        headers
     }
 
     /// The matched route; `counted: false` for probes (health), which are not API traffic.
     pub(crate) fn set_route(&mut self, route: &'static str, counted: bool) {
         self.route = route;
         self.counted = counted;
-        // The span's name must be set before its context is used (children, propagation).
-        if !self.span.is_disabled() {
-            self.span
-                .record("otel.name", format!("{} {route}", self.method).as_str());
-            self.span.record("http.route", route);
-        }
     }
 
     pub(crate) fn set_endpoint(&mut self, endpoint: Endpoint) {
@@ -317,28 +339,7 @@ impl Outcome {
     }
 
     pub(crate) fn set_model(&mut self, group: Arc<str>) {
-        if !self.span.is_disabled()
-            && let Some(endpoint) = self.endpoint
-        {
-            let name = format!("{} {group}", operation_name(endpoint));
-            self.span.record("otel.name", name.as_str());
-        }
         self.model = Some(group);
-        self.link_parent();
-    }
-
-    /// Makes the span a child of the client's `traceparent`. Done once the span has its final
-    /// name (route, then model) and before anything uses its context.
-    pub(crate) fn link_parent(&mut self) {
-        if self.parent_linked || self.span.is_disabled() {
-            return;
-        }
-        self.parent_linked = true;
-        if let Some(parent) = &self.client_trace {
-            let mut headers = HeaderMap::with_capacity(1);
-            headers.insert("traceparent", parent.clone());
-            adopt_parent(&self.span, &headers);
-        }
     }
 
     pub(crate) fn set_deployment(&mut self, provider: &'static str, deployment: Arc<str>) {

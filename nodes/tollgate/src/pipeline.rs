@@ -13,11 +13,10 @@ use tokio::sync::oneshot;
 use tollgate_api::{ApiError, Endpoint, ErrorCode, LlmRequest};
 use tollgate_auth::Principal;
 use tollgate_config::Provider;
-use tracing::Instrument;
 
 use crate::Gateway;
 use crate::admission;
-use crate::attempt::{Attempt, Head};
+use crate::attempt::{Attempt, AttemptSpan, Head};
 use crate::dispatch::Answer;
 use crate::models::{Group, Target, not_allowed};
 use crate::outcome::Outcome;
@@ -81,7 +80,10 @@ pub(crate) async fn llm(
     // 6. Call it in a tracked task that owns the reservation: if the client goes away, the
     //    call still completes (a stream is drained) and is settled with its real cost.
     let (head_tx, head_rx) = oneshot::channel();
-    let attempt_span = attempt_span(outcome, endpoint, deployment, &target.id);
+    let span = outcome
+        .trace()
+        .map(|request| AttemptSpan::new(request.child(), endpoint, deployment, &target.id));
+    let trace = outcome.upstream_trace(span.as_ref().map(AttemptSpan::ids));
     let attempt = Attempt {
         target: target.clone(),
         model: group.name.clone(),
@@ -93,11 +95,10 @@ pub(crate) async fn llm(
         ticket,
         metrics: gateway.metrics.clone(),
         tenant: crate::observe::tenant_labels(gateway.entity_labels, identity),
-        client_trace: outcome.client_trace().cloned(),
+        trace,
+        span,
     };
-    gateway
-        .tasks
-        .spawn(attempt.run(head_tx).instrument(attempt_span));
+    gateway.tasks.spawn(attempt.run(head_tx));
     let head = head_rx.await.map_err(|_| {
         ApiError::new(
             ErrorCode::Internal,
@@ -123,38 +124,6 @@ pub(crate) async fn llm(
             Ok(Answer::Full(response))
         }
     }
-}
-
-/// The span of one upstream attempt, a child of the request's (disabled when traces are off).
-fn attempt_span(
-    outcome: &Outcome,
-    endpoint: Endpoint,
-    deployment: &tollgate_config::Deployment,
-    id: &str,
-) -> tracing::Span {
-    if outcome.span().is_disabled() {
-        return tracing::Span::none();
-    }
-    let operation = match endpoint {
-        Endpoint::ChatCompletions => "chat",
-        Endpoint::Completions => "text_completion",
-        Endpoint::Embeddings => "embeddings",
-    };
-    tracing::info_span!(
-        parent: outcome.span(),
-        "upstream",
-        otel.name = %format!("{operation} {}", deployment.upstream_model),
-        otel.kind = "client",
-        otel.status_code = tracing::field::Empty,
-        gen_ai.operation.name = operation,
-        gen_ai.request.model = %deployment.upstream_model,
-        gen_ai.provider.name = deployment.provider.name(),
-        tollgate.deployment = id,
-        http.response.status_code = tracing::field::Empty,
-        gen_ai.usage.input_tokens = tracing::field::Empty,
-        gen_ai.usage.output_tokens = tracing::field::Empty,
-        error.type = tracing::field::Empty,
-    )
 }
 
 /// `mock/` deployments answer with their configured `mock_response`, as in LiteLLM.

@@ -15,11 +15,14 @@
 mod access;
 mod log_writer;
 mod metrics;
+pub mod spans;
 mod traces;
 
 pub use access::{AccessRecord, access};
 pub use metrics::{Metrics, MetricsError, RequestRecord};
+pub use opentelemetry::KeyValue;
+pub use spans::SpanIds;
 pub use traces::{
-    TracingError, TracingGuard, TracingSettings, adopt_parent, init, should_trace, trace_headers,
-    trace_sample_ratio, traces_enabled,
+    TracingError, TracingGuard, TracingSettings, init, trace_request, trace_sample_ratio,
+    traces_enabled,
 };

@@ -1,0 +1,237 @@
+//! Request and upstream-attempt spans, built directly as OpenTelemetry span data when they end
+//! and handed to the batch exporter.
+//!
+//! A span here is its ids ([`SpanIds`], fixed when the request starts, so the upstream call can
+//! carry them in `traceparent`) plus what the node learns along the way, written once at the
+//! end. Going through `tracing` spans and `tracing-opentelemetry` instead cost about 50,000
+//! instructions per traced request (every field recorded through the subscriber's layers, the
+//! span context resolved for propagation), half of a traced request's whole extra cost.
+
+use std::borrow::Cow;
+use std::sync::OnceLock;
+use std::time::SystemTime;
+
+use http::HeaderValue;
+use opentelemetry::trace::{
+    SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
+};
+use opentelemetry::{InstrumentationScope, KeyValue};
+use opentelemetry_sdk::trace::{BatchSpanProcessor, SpanData, SpanProcessor};
+
+/// The exporter's batch processor, once [`crate::init`] has configured OTLP.
+static PROCESSOR: OnceLock<BatchSpanProcessor> = OnceLock::new();
+static SCOPE: OnceLock<InstrumentationScope> = OnceLock::new();
+
+pub(crate) fn install(processor: BatchSpanProcessor) -> &'static BatchSpanProcessor {
+    PROCESSOR.get_or_init(|| processor)
+}
+
+/// Where a span sits in its trace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpanIds {
+    trace_id: TraceId,
+    span_id: SpanId,
+    /// `SpanId::INVALID` for a root span.
+    parent: SpanId,
+    parent_remote: bool,
+}
+
+/// A W3C `traceparent` a client sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Traceparent {
+    pub(crate) trace_id: TraceId,
+    pub(crate) span_id: SpanId,
+    pub(crate) sampled: bool,
+}
+
+impl SpanIds {
+    /// A server span: the child of the client's span when it sent a valid `traceparent`,
+    /// else the root of a new trace.
+    pub(crate) fn server(parent: Option<Traceparent>) -> SpanIds {
+        match parent {
+            Some(p) => SpanIds {
+                trace_id: p.trace_id,
+                span_id: new_span_id(),
+                parent: p.span_id,
+                parent_remote: true,
+            },
+            None => SpanIds {
+                trace_id: TraceId::from(rand::random::<u128>().max(1)),
+                span_id: new_span_id(),
+                parent: SpanId::INVALID,
+                parent_remote: false,
+            },
+        }
+    }
+
+    /// A child span of this one, in the same process.
+    pub fn child(&self) -> SpanIds {
+        SpanIds {
+            trace_id: self.trace_id,
+            span_id: new_span_id(),
+            parent: self.span_id,
+            parent_remote: false,
+        }
+    }
+
+    /// The `traceparent` that makes a callee's spans children of this span.
+    pub fn traceparent(&self) -> HeaderValue {
+        let text = format!("00-{}-{}-01", self.trace_id, self.span_id);
+        HeaderValue::try_from(text).unwrap_or(HeaderValue::from_static(""))
+    }
+}
+
+fn new_span_id() -> SpanId {
+    SpanId::from(rand::random::<u64>().max(1))
+}
+
+/// The kind of a span this node makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A request the node served.
+    Server,
+    /// A call the node made upstream.
+    Client,
+}
+
+/// A span that has ended, ready to be exported.
+#[derive(Debug)]
+pub struct FinishedSpan {
+    pub ids: SpanIds,
+    pub kind: Kind,
+    pub name: String,
+    pub start: SystemTime,
+    pub attributes: Vec<KeyValue>,
+    /// The span describes a failure (status ERROR).
+    pub error: bool,
+}
+
+/// Hands an ended span to the batch exporter (nothing happens when traces are off). Never
+/// blocks: a full export queue drops the span, as the OpenTelemetry SDK does.
+pub fn export(span: FinishedSpan) {
+    let Some(processor) = PROCESSOR.get() else {
+        return;
+    };
+    let scope = SCOPE.get_or_init(|| InstrumentationScope::builder("tollgate").build());
+    let ids = span.ids;
+    processor.on_end(SpanData {
+        span_context: SpanContext::new(
+            ids.trace_id,
+            ids.span_id,
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::NONE,
+        ),
+        parent_span_id: ids.parent,
+        parent_span_is_remote: ids.parent_remote,
+        span_kind: match span.kind {
+            Kind::Server => SpanKind::Server,
+            Kind::Client => SpanKind::Client,
+        },
+        name: Cow::Owned(span.name),
+        start_time: span.start,
+        end_time: SystemTime::now(),
+        attributes: span.attributes,
+        dropped_attributes_count: 0,
+        events: Default::default(),
+        links: Default::default(),
+        status: if span.error {
+            Status::error("")
+        } else {
+            Status::Unset
+        },
+        instrumentation_scope: scope.clone(),
+    });
+}
+
+/// Parses a W3C `traceparent` (`00-<trace id>-<span id>-<flags>`); `None` when it is not a
+/// valid one (it is then ignored).
+pub(crate) fn parse_traceparent(value: &[u8]) -> Option<Traceparent> {
+    let text = std::str::from_utf8(value).ok()?;
+    let mut parts = text.trim().split('-');
+    let (version, trace, span, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
+    if !(hex(version, 2)
+        && version != "ff"
+        && hex(trace, 32)
+        && hex(span, 16)
+        && hex(flags, 2)
+        && (version != "00" || parts.next().is_none()))
+    {
+        return None;
+    }
+    let trace_id = TraceId::from_hex(trace).ok()?;
+    let span_id = SpanId::from_hex(span).ok()?;
+    let flags = u8::from_str_radix(flags, 16).ok()?;
+    (trace_id != TraceId::INVALID && span_id != SpanId::INVALID).then_some(Traceparent {
+        trace_id,
+        span_id,
+        sampled: flags & 1 == 1,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_valid_traceparent_is_read_and_anything_else_ignored() {
+        let tp = |s: &str| parse_traceparent(s.as_bytes());
+        let parsed = tp("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01").unwrap();
+        assert_eq!(
+            parsed.trace_id.to_string(),
+            "0af7651916cd43dd8448eb211c80319c"
+        );
+        assert_eq!(parsed.span_id.to_string(), "b7ad6b7169203331");
+        assert!(parsed.sampled);
+        let unsampled = tp("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00").unwrap();
+        assert!(!unsampled.sampled);
+        assert!(
+            tp("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-03")
+                .unwrap()
+                .sampled,
+            "other flag bits do not matter"
+        );
+        for invalid in [
+            "",
+            "garbage",
+            "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
+            "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c8031-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra",
+            "00-0af7651916cd43dd8448eb211c80319z-b7ad6b7169203331-01",
+        ] {
+            assert_eq!(tp(invalid), None, "{invalid:?}");
+        }
+        assert!(
+            tp("01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-future").is_some(),
+            "a later version may carry more fields"
+        );
+    }
+
+    #[test]
+    fn server_spans_join_the_clients_trace_and_children_follow() {
+        let parent = parse_traceparent(b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+        let server = SpanIds::server(parent);
+        assert_eq!(
+            server.trace_id.to_string(),
+            "0af7651916cd43dd8448eb211c80319c"
+        );
+        assert_eq!(server.parent.to_string(), "b7ad6b7169203331");
+        assert!(server.parent_remote);
+        let child = server.child();
+        assert_eq!(child.trace_id, server.trace_id);
+        assert_eq!(child.parent, server.span_id);
+        assert_ne!(child.span_id, server.span_id);
+        assert!(!child.parent_remote);
+        assert_eq!(
+            child.traceparent().to_str().unwrap(),
+            format!("00-{}-{}-01", server.trace_id, child.span_id)
+        );
+        let root = SpanIds::server(None);
+        assert_eq!(root.parent, SpanId::INVALID);
+        assert_ne!(root.trace_id, TraceId::INVALID);
+    }
+}
