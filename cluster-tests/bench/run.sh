@@ -3,16 +3,21 @@
 # bare nginx reverse proxy, and through one Tollgate node. Prints a Markdown table and ratios to
 # stdout and writes them to bench-results/latest.md. See README.md beside this file.
 #
-# Env: BENCH_SECONDS (10), BENCH_CONCURRENCY ("1 32 128"), BENCH_MODES ("nonstream stream"),
-#      BENCH_TARGETS ("direct nginx tollgate tollgate-key"), BENCH_WARMUP_SECONDS (2).
+# Env: BENCH_SECONDS (8), BENCH_ROUNDS (3), BENCH_CONCURRENCY ("1 32 128"),
+#      BENCH_MODES ("nonstream stream"), BENCH_TARGETS ("direct nginx tollgate tollgate-key"),
+#      BENCH_WARMUP_SECONDS (2).
 #      tollgate-key is the same node called with a virtual key that has a budget and rpm/tpm
 #      limits (admission through the budget actors), instead of the master key.
+#      Each (mode, concurrency) cell runs every target once per round, rounds interleaved, and
+#      reports the median round: a shared VM's speed drifts by tens of percent within minutes,
+#      and interleaving spreads that drift over all targets alike.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 
-DURATION=${BENCH_SECONDS:-10}
+DURATION=${BENCH_SECONDS:-8}
+ROUNDS=${BENCH_ROUNDS:-3}
 WARMUP=${BENCH_WARMUP_SECONDS:-2}
 CONCURRENCY=${BENCH_CONCURRENCY:-"1 32 128"}
 MODES=${BENCH_MODES:-"nonstream stream"}
@@ -35,6 +40,7 @@ die() {
 # ---------------------------------------------------------------------------------------------
 [[ $DURATION =~ ^[1-9][0-9]*$ ]] || die "BENCH_SECONDS must be a positive integer, got '$DURATION'"
 [[ $WARMUP =~ ^[0-9]+$ ]] || die "BENCH_WARMUP_SECONDS must be an integer, got '$WARMUP'"
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS must be a positive integer, got '$ROUNDS'"
 for c in $CONCURRENCY; do
     [[ $c =~ ^[1-9][0-9]*$ ]] || die "BENCH_CONCURRENCY: '$c' is not a positive integer"
 done
@@ -43,8 +49,8 @@ for m in $MODES; do
 done
 for t in $TARGETS; do
     [[ $t == direct || $t == nginx || $t == tollgate || $t == tollgate-key ||
-        $t == tollgate-bare || $t == tollgate-otel ]] ||
-        die "BENCH_TARGETS: '$t' is not direct|nginx|tollgate|tollgate-key|tollgate-bare|tollgate-otel"
+        $t == tollgate-bare || $t == tollgate-otel || $t == tollgate-otel10 ]] ||
+        die "BENCH_TARGETS: '$t' is not direct|nginx|tollgate|tollgate-key|tollgate-bare|tollgate-otel|tollgate-otel10"
 done
 [[ -n ${CONCURRENCY// /} && -n ${MODES// /} && -n ${TARGETS// /} ]] ||
     die "BENCH_CONCURRENCY, BENCH_MODES and BENCH_TARGETS must not be empty"
@@ -305,8 +311,11 @@ start_variant() { # name observability-yaml
 if wants tollgate-bare; then
     start_variant tollgate-bare '{ metrics: { enabled: false } }'
 fi
-if wants tollgate-otel; then
-    start_variant tollgate-otel "{ otlp: { endpoint: \"http://127.0.0.1:$MOCK_PORT\" } }"
+if wants tollgate-otel; then # every request traced
+    start_variant tollgate-otel "{ otlp: { endpoint: \"http://127.0.0.1:$MOCK_PORT\", sample_ratio: 1 } }"
+fi
+if wants tollgate-otel10; then # one request in ten traced
+    start_variant tollgate-otel10 "{ otlp: { endpoint: \"http://127.0.0.1:$MOCK_PORT\", sample_ratio: 0.1 } }"
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -373,34 +382,54 @@ $(cat "$out")"
 
 field() { sed -n "s/.*[[:space:]]$1=\([0-9]*\).*/\1/p" <<<"$2"; }
 
-declare -A RPS P50 P99 NON2XX SOCK RSS
+median() { # numbers... -> the middle one (the lower middle for an even count)
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+}
+
+declare -A RPS P50 P99 NON2XX SOCK RSS ALL_RPS ALL_P50 ALL_P99
 nruns=0
-for _ in $MODES; do for _ in $CONCURRENCY; do for _ in $TARGETS; do nruns=$((nruns + 1)); done; done; done
-log "$nruns runs of ${DURATION}s (+${WARMUP}s warm-up each): about $((nruns * (DURATION + WARMUP + 1) / 60 + 1)) min"
+for _ in $MODES; do for _ in $CONCURRENCY; do for _ in $TARGETS; do nruns=$((nruns + ROUNDS)); done; done; done
+log "$nruns runs of ${DURATION}s (+${WARMUP}s warm-up before each target's first round):" \
+    "about $((nruns * (DURATION + 1) / 60 + 1)) min"
 
 run=0
 for mode in $MODES; do
     for conc in $CONCURRENCY; do
+        for ((round = 1; round <= ROUNDS; round++)); do
+            for target in $TARGETS; do
+                run=$((run + 1))
+                k="$mode|$conc|$target"
+                if ((WARMUP > 0 && round == 1)); then
+                    run_wrk "$target" "$mode" "$conc" "$WARMUP" "$WORK/warmup.txt"
+                fi
+                out="$WORK/run-$mode-$conc-$target-$round.txt"
+                run_wrk "$target" "$mode" "$conc" "$DURATION" "$out"
+                RSS[$k]=$(rss_kb "${PID[$target]}")
+                line=$(grep -m1 '^BENCH ' "$out")
+                reqs=$(field requests "$line")
+                dur=$(field duration_us "$line")
+                rps=$(awk -v r="$reqs" -v d="$dur" 'BEGIN { printf "%.0f", (d > 0 ? r / (d / 1e6) : 0) }')
+                p50=$(awk -v u="$(field p50_us "$line")" 'BEGIN { printf "%.3f", u / 1000 }')
+                p99=$(awk -v u="$(field p99_us "$line")" 'BEGIN { printf "%.3f", u / 1000 }')
+                ALL_RPS[$k]+="$rps "
+                ALL_P50[$k]+="$p50 "
+                ALL_P99[$k]+="$p99 "
+                NON2XX[$k]=$((${NON2XX[$k]:-0} + $(field non2xx "$line")))
+                SOCK[$k]=$((${SOCK[$k]:-0} + $(field connect "$line") + $(field read "$line") +
+                    $(field write "$line") + $(field timeout "$line")))
+                log "[$run/$nruns] $mode c=$conc $target (round $round): $rps req/s, p50 $p50 ms," \
+                    "p99 $p99 ms, non-2xx ${NON2XX[$k]}, socket errors ${SOCK[$k]}," \
+                    "RSS $(kb_to_mb "${RSS[$k]}") MB"
+            done
+        done
         for target in $TARGETS; do
-            run=$((run + 1))
             k="$mode|$conc|$target"
-            if ((WARMUP > 0)); then
-                run_wrk "$target" "$mode" "$conc" "$WARMUP" "$WORK/warmup.txt"
-            fi
-            out="$WORK/run-$mode-$conc-$target.txt"
-            run_wrk "$target" "$mode" "$conc" "$DURATION" "$out"
-            RSS[$k]=$(rss_kb "${PID[$target]}")
-            line=$(grep -m1 '^BENCH ' "$out")
-            reqs=$(field requests "$line")
-            dur=$(field duration_us "$line")
-            RPS[$k]=$(awk -v r="$reqs" -v d="$dur" 'BEGIN { printf "%.0f", (d > 0 ? r / (d / 1e6) : 0) }')
-            P50[$k]=$(awk -v u="$(field p50_us "$line")" 'BEGIN { printf "%.3f", u / 1000 }')
-            P99[$k]=$(awk -v u="$(field p99_us "$line")" 'BEGIN { printf "%.3f", u / 1000 }')
-            NON2XX[$k]=$(field non2xx "$line")
-            SOCK[$k]=$(($(field connect "$line") + $(field read "$line") + $(field write "$line") + $(field timeout "$line")))
-            log "[$run/$nruns] $mode c=$conc $target: ${RPS[$k]} req/s, p50 ${P50[$k]} ms," \
-                "p99 ${P99[$k]} ms, non-2xx ${NON2XX[$k]}, socket errors ${SOCK[$k]}," \
-                "RSS $(kb_to_mb "${RSS[$k]}") MB"
+            # shellcheck disable=SC2086 # word splitting intended: the rounds' values
+            RPS[$k]=$(median ${ALL_RPS[$k]})
+            # shellcheck disable=SC2086
+            P50[$k]=$(median ${ALL_P50[$k]})
+            # shellcheck disable=SC2086
+            P99[$k]=$(median ${ALL_P99[$k]})
         done
     done
 done
@@ -420,6 +449,18 @@ errors_cell() { # key
     echo "$cell"
 }
 has() { [[ -n ${RPS[$1]:-} ]]; }
+# The median over rounds of key1's req/s ÷ key2's in the same round (runs minutes apart on a
+# drifting VM compare worse than neighbours in one round).
+ratio() { # key1 key2
+    local -a a b
+    read -r -a a <<<"${ALL_RPS[$1]}"
+    read -r -a b <<<"${ALL_RPS[$2]}"
+    local i out=()
+    for i in "${!a[@]}"; do
+        out+=("$(awk -v x="${a[$i]}" -v y="${b[$i]:-0}" 'BEGIN { printf "%.4f", (y > 0 ? x / y : 0) }')")
+    done
+    awk -v v="$(median "${out[@]}")" 'BEGIN { printf "%.2f", v }'
+}
 clean() { ((NON2XX[$1] == 0 && SOCK[$1] == 0)); }
 
 report() {
@@ -428,9 +469,11 @@ report() {
     echo "$(date -u '+%Y-%m-%d %H:%M UTC') · nproc $NPROC · CPU: ${CPU:-unknown} · commit $COMMIT ·" \
         "loadavg at end $LOADAVG"
     echo
-    echo "wrk -t1, ${DURATION}s per run after a ${WARMUP}s warm-up; gateway (nginx/tollgate) on core" \
-        "$GATEWAY_CORE, mock provider and wrk on core $LOAD_CORE; body: 1 user message, max_tokens 16." \
-        "RSS is the process under test (direct: the mock; nginx: master + worker) right after the run."
+    echo "wrk -t1, ${DURATION}s per run, $ROUNDS interleaved rounds per cell (every target once per" \
+        "round), median round shown; ${WARMUP}s warm-up before each target's first round; gateway" \
+        "(nginx/tollgate) on core $GATEWAY_CORE, mock provider and wrk on core $LOAD_CORE; body: 1 user" \
+        "message, max_tokens 16. non-2xx counts all rounds. RSS is the process under test (direct:" \
+        "the mock; nginx: master + worker) right after its last run."
     echo
     echo "| mode | concurrency | target | req/s | p50 ms | p99 ms | non-2xx | RSS MB |"
     echo "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |"
@@ -452,6 +495,8 @@ report() {
     echo
     echo "## Ratios"
     echo
+    echo "Throughput ratios are the median over rounds of the two targets' ratio within a round."
+    echo
     echo "| check | value | target | result |"
     echo "| --- | ---: | --- | --- |"
     local t n d v verdict any=0
@@ -460,7 +505,7 @@ report() {
             t="$mode|$conc|tollgate" n="$mode|$conc|nginx"
             has "$t" && has "$n" || continue
             any=1
-            v=$(awk -v a="${RPS[$t]}" -v b="${RPS[$n]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+            v=$(ratio "$t" "$n")
             verdict=$(awk -v v="$v" 'BEGIN { print (v >= 0.6 ? "PASS" : "FAIL") }')
             clean "$t" || verdict="FAIL (tollgate had errors)"
             echo "| $mode c=$conc: tollgate req/s ÷ nginx req/s | $v | ≥ 0.6 | $verdict |"
@@ -484,21 +529,26 @@ report() {
             t="$mode|$conc|tollgate-key" n="$mode|$conc|tollgate"
             has "$t" && has "$n" || continue
             any=1
-            v=$(awk -v a="${RPS[$t]}" -v b="${RPS[$n]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+            v=$(ratio "$t" "$n")
             verdict=$(awk -v v="$v" 'BEGIN { print (v >= 0.9 ? "PASS" : "FAIL") }')
             clean "$t" || verdict="FAIL (tollgate-key had errors)"
             echo "| $mode c=$conc: virtual key (budget, rpm, tpm) req/s ÷ master key req/s | $v | ≥ 0.9 | $verdict |"
         done
     done
-    for mode in $MODES; do
-        for conc in $CONCURRENCY; do
-            t="$mode|$conc|tollgate-otel" n="$mode|$conc|tollgate-bare"
-            has "$t" && has "$n" || continue
-            any=1
-            v=$(awk -v a="${RPS[$t]}" -v b="${RPS[$n]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
-            verdict=$(awk -v v="$v" 'BEGIN { print (v >= 0.95 ? "PASS" : "FAIL") }')
-            clean "$t" || verdict="FAIL (tollgate-otel had errors)"
-            echo "| $mode c=$conc: metrics + OTLP traces on ÷ off, req/s | $v | ≥ 0.95 | $verdict |"
+    local variant what
+    for variant in tollgate-otel tollgate-otel10; do
+        what="every request traced"
+        [[ $variant == tollgate-otel10 ]] && what="1 in 10 requests traced"
+        for mode in $MODES; do
+            for conc in $CONCURRENCY; do
+                t="$mode|$conc|$variant" n="$mode|$conc|tollgate-bare"
+                has "$t" && has "$n" || continue
+                any=1
+                v=$(ratio "$t" "$n")
+                verdict=$(awk -v v="$v" 'BEGIN { print (v >= 0.95 ? "PASS" : "FAIL") }')
+                clean "$t" || verdict="FAIL ($variant had errors)"
+                echo "| $mode c=$conc: metrics + OTLP traces ($what) ÷ both off, req/s | $v | ≥ 0.95 | $verdict |"
+            done
         done
     done
     ((any)) || echo "| (no ratio: needs tollgate with nginx at c=32/128, or with direct at c=1) | | | |"

@@ -103,10 +103,20 @@ impl Outcomes {
         }
     }
 
+    /// 32 hex digits: this node's random prefix, then a counter.
     fn new_id(&self) -> HeaderValue {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let id = format!("{:016x}{:016x}", self.id_prefix, n);
-        HeaderValue::try_from(id).unwrap_or(HeaderValue::from_static("0"))
+        let mut id = [0u8; 32];
+        for (i, digit) in id.iter_mut().enumerate() {
+            let (word, at) = if i < 16 {
+                (self.id_prefix, i)
+            } else {
+                (n, i - 16)
+            };
+            *digit = HEX[((word >> (60 - 4 * at)) & 0xf) as usize];
+        }
+        HeaderValue::from_bytes(&id).unwrap_or(HeaderValue::from_static("0"))
     }
 
     /// Counts per outcome key, sorted.

@@ -13,6 +13,9 @@ impl Usage {
     /// Reads `usage` out of a whole OpenAI-style response body (or one stream chunk). `None` when
     /// the body has no usage object (absent or `null`).
     pub fn from_response(body: &[u8]) -> Option<Usage> {
+        if let Some(usage) = trailing_usage(body) {
+            return usage;
+        }
         #[derive(Deserialize)]
         struct Envelope {
             usage: Option<RawUsage>,
@@ -22,6 +25,29 @@ impl Usage {
             .usage
             .map(RawUsage::into_usage)
     }
+}
+
+/// The common shape read without parsing the whole body: `usage` as the last member of the
+/// top-level object, as OpenAI-compatible servers write it. The last `"usage"` key is taken when
+/// it is one (after `{` or `,`: inside a JSON string a quote is always escaped, so the bytes
+/// `"usage"` there can only close a string, never follow `{`/`,` and precede `:`) and when only
+/// the closing brace of the object its value belongs to, and whitespace, follow that value:
+/// then that object is the top-level one. `None` leaves the body to the full parse (on the
+/// benchmark's 360-byte response the full parse was ~7,000 instructions, this ~700).
+fn trailing_usage(body: &[u8]) -> Option<Option<Usage>> {
+    let at = memchr::memmem::rfind(body, b"\"usage\"")?;
+    let before = body[..at].iter().rev().find(|b| !b.is_ascii_whitespace())?;
+    if !matches!(before, b'{' | b',') {
+        return None;
+    }
+    let rest = body[at + b"\"usage\"".len()..].trim_ascii_start();
+    let rest = rest.strip_prefix(b":")?;
+    let mut values = serde_json::Deserializer::from_slice(rest).into_iter::<Option<RawUsage>>();
+    let usage = values.next()?.ok()?;
+    if rest[values.byte_offset()..].trim_ascii() != b"}" {
+        return None;
+    }
+    Some(usage.map(RawUsage::into_usage))
 }
 
 #[derive(Deserialize)]
@@ -112,6 +138,54 @@ mod tests {
         );
         let u = Usage::from_response(br#"{"usage":{"prompt_tokens":-1,"completion_tokens":null}}"#);
         assert_eq!(u, Some(Usage::default()));
+    }
+
+    #[test]
+    fn the_trailing_usage_shortcut_agrees_with_the_full_parse() {
+        let full = |body: &[u8]| -> Option<Usage> {
+            #[derive(Deserialize)]
+            struct Envelope {
+                usage: Option<RawUsage>,
+            }
+            serde_json::from_slice::<Envelope>(body)
+                .ok()?
+                .usage
+                .map(RawUsage::into_usage)
+        };
+        let cases: &[&[u8]] = &[
+            br#"{"id":"x","choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":4,"completion_tokens":16}}"#,
+            b"{\n  \"id\": \"x\",\n  \"usage\" : {\"prompt_tokens\": 1, \"completion_tokens\": 2}\n}\n",
+            br#"{"usage":{"prompt_tokens":3,"completion_tokens":4},"id":"after"}"#,
+            br#"{"choices":[{"usage":{"prompt_tokens":99}}],"usage":{"prompt_tokens":2}}"#,
+            br#"{"usage":{"prompt_tokens":2},"choices":[{"usage":{"prompt_tokens":99}}]}"#,
+            br#"{"choices":[{"message":{"content":"say \"usage\": {\"prompt_tokens\":9}"}}],"usage":{"prompt_tokens":5}}"#,
+            br#"{"choices":[{"message":{"content":"x\",\"usage\":{\"prompt_tokens\":9}}"}}]}"#,
+            br#"{"a":{"usage":{"prompt_tokens":7}}}"#,
+            br#"{"usage":null}"#,
+            br#"{"id":"x","usage":{"prompt_tokens":1.5,"completion_tokens":"2"}}"#,
+            br#"{"id":"x","usage":{"prompt_tokens":1}"#,
+            br#"{"id":"x","usage":{"prompt_tokens":1}}}"#,
+            br#"{"id":"x","usage":{"prompt_tokens":1}} trailing"#,
+            br#"["usage",{"prompt_tokens":1}]"#,
+            b"",
+        ];
+        for body in cases {
+            assert_eq!(
+                Usage::from_response(body),
+                full(body),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        assert!(
+            trailing_usage(cases[0]).is_some(),
+            "the common shape takes the shortcut"
+        );
+        assert_eq!(
+            trailing_usage(cases[2]),
+            None,
+            "usage not last: the full parse decides"
+        );
     }
 
     #[test]

@@ -153,14 +153,29 @@ fn timestamp(out: &mut Vec<u8>, since_epoch: std::time::Duration) {
     let secs = since_epoch.as_secs();
     let (year, month, day) = tollgate_ledger::civil_from_days((secs / 86_400) as i64);
     let of_day = secs % 86_400;
-    let _ = write!(
-        out,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
-        of_day / 3600,
-        of_day / 60 % 60,
-        of_day % 60,
-        since_epoch.subsec_micros()
-    );
+    let parts = [
+        (year.clamp(0, 9999) as u64, 4, b'-'),
+        (u64::from(month), 2, b'-'),
+        (u64::from(day), 2, b'T'),
+        (of_day / 3600, 2, b':'),
+        (of_day / 60 % 60, 2, b':'),
+        (of_day % 60, 2, b'.'),
+        (u64::from(since_epoch.subsec_micros()), 6, b'Z'),
+    ];
+    for (value, width, then) in parts {
+        zero_padded(out, value, width);
+        out.push(then);
+    }
+}
+
+/// `value` in exactly `width` decimal digits (the low ones).
+fn zero_padded(out: &mut Vec<u8>, mut value: u64, width: usize) {
+    let start = out.len();
+    out.resize(start + width, b'0');
+    for slot in out[start..].iter_mut().rev() {
+        *slot = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
 }
 
 #[cfg(test)]
