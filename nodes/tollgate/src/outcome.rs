@@ -36,7 +36,9 @@ pub struct OutcomeKey {
 /// All outcomes of this node so far.
 #[derive(Debug)]
 pub struct Outcomes {
-    counts: Mutex<HashMap<OutcomeKey, u64>>,
+    /// Keys come from the route table, the config and status codes, never from a client's
+    /// text, so a fast hash is safe here.
+    counts: Mutex<HashMap<OutcomeKey, u64, foldhash::fast::RandomState>>,
     in_flight: AtomicI64,
     next_id: AtomicU64,
     id_prefix: u64,

@@ -77,10 +77,13 @@ pub struct Metrics {
 /// back to the SDK's own lookup, so no input can grow this without bound.
 #[derive(Default)]
 struct Bound {
-    requests: HashMap<RequestKey, RequestSeries>,
-    upstream: HashMap<[Id; 4], BoundHistogram<f64>>,
-    spend: HashMap<[Id; 2], BoundCounter<u64>>,
+    requests: HashMap<RequestKey, RequestSeries, FastHash>,
+    upstream: HashMap<[Id; 4], BoundHistogram<f64>, FastHash>,
+    spend: HashMap<[Id; 2], BoundCounter<u64>, FastHash>,
 }
+
+/// Keys are a few words of addresses and numbers, none chosen by a client.
+type FastHash = foldhash::fast::RandomState;
 
 impl std::fmt::Debug for Bound {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
