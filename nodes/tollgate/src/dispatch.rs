@@ -10,7 +10,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
 use http::request::Parts;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use tollgate_api::{ApiError, ErrorCode};
 use tollgate_auth::{Caller, Principal, RouteId, authorize};
 
@@ -108,14 +108,54 @@ async fn read_body(parts: &Parts, body: Body, limit: usize) -> Result<Bytes, Api
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
+        drain_later(body);
         return Err(too_large());
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(_) => Err(ApiError::new(
-            ErrorCode::InvalidRequest,
-            "the request body could not be read (the client stopped sending it)",
-        )),
+    let mut body = body;
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "the request body could not be read (the client stopped sending it)",
+            ));
+        };
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        if buf.len() + data.len() > limit {
+            drain_later(body);
+            return Err(too_large());
+        }
+        if buf.is_empty() && declared == Some(data.len() as u64) {
+            return Ok(data); // the whole body in one piece: no copy
+        }
+        buf.extend_from_slice(&data);
     }
+    Ok(buf.freeze())
+}
+
+/// The most of a refused body read and thrown away, and for how long.
+const DRAIN_BYTES: usize = 64 * 1024 * 1024;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads and discards what is left of a refused body (bounded in bytes and time) while the
+/// 413 goes out. A client is usually still sending when it is refused; closing the connection
+/// with its data unread makes the kernel reset it, and the reset can destroy the 413 before the
+/// client reads it, leaving it with a bare connection error (what nginx's lingering close is
+/// for).
+fn drain_later(body: Body) {
+    tokio::spawn(async move {
+        let mut body = body;
+        let mut read = 0usize;
+        let _ = tokio::time::timeout(DRAIN_TIME, async {
+            while let Some(Ok(frame)) = body.frame().await {
+                read += frame.data_ref().map_or(0, Bytes::len);
+                if read > DRAIN_BYTES {
+                    break;
+                }
+            }
+        })
+        .await;
+    });
 }

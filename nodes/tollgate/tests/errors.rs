@@ -117,6 +117,39 @@ async fn huge_bodies_get_413_declared_or_chunked() {
     assert_eq!(response.status(), 413);
 }
 
+/// A client still uploading when it is refused reads the 413, not a connection reset: the
+/// node reads and discards the rest of a refused body while the answer goes out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_uploads_still_read_their_413() {
+    let (_mock, node) = standard().await;
+    let big = bytes::Bytes::from(vec![b' '; 16 * 1024 * 1024]);
+    let uploads = (0..24).map(|i| {
+        let request = client()
+            .post(node.url("/v1/chat/completions"))
+            .bearer_auth(MASTER)
+            .header("content-type", "application/json");
+        let request = if i % 2 == 0 {
+            request.body(big.clone())
+        } else {
+            // Chunked: refused once the limit is crossed, mid-upload.
+            let chunks: Vec<Result<bytes::Bytes, std::io::Error>> =
+                (0..256).map(|_| Ok(big.slice(0..64 * 1024))).collect();
+            request.body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        };
+        async move { request.send().await.map(|r| r.status().as_u16()) }
+    });
+    for (i, result) in futures::future::join_all(uploads)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        match result {
+            Ok(status) => assert_eq!(status, 413, "upload {i}"),
+            Err(e) => panic!("upload {i} saw no answer: {e:?}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn routing_errors() {
     let (_mock, node) = standard().await;
