@@ -499,16 +499,20 @@ report() {
     echo
     echo "| check | value | target | result |"
     echo "| --- | ---: | --- | --- |"
-    local t n d v verdict any=0
+    local t n d v verdict any=0 mode conc variant what
+    # ratio_row TARGET BASELINE MINIMUM LABEL: one throughput-ratio row, when both ran.
+    ratio_row() {
+        has "$1" && has "$2" || return 0
+        any=1
+        v=$(ratio "$1" "$2")
+        verdict=$(awk -v v="$v" -v min="$3" 'BEGIN { print (v >= min ? "PASS" : "FAIL") }')
+        clean "$1" || verdict="FAIL (${1##*|} had errors)"
+        echo "| $4 | $v | ≥ $3 | $verdict |"
+    }
     for mode in $MODES; do
         for conc in 32 128; do
-            t="$mode|$conc|tollgate" n="$mode|$conc|nginx"
-            has "$t" && has "$n" || continue
-            any=1
-            v=$(ratio "$t" "$n")
-            verdict=$(awk -v v="$v" 'BEGIN { print (v >= 0.6 ? "PASS" : "FAIL") }')
-            clean "$t" || verdict="FAIL (tollgate had errors)"
-            echo "| $mode c=$conc: tollgate req/s ÷ nginx req/s | $v | ≥ 0.6 | $verdict |"
+            ratio_row "$mode|$conc|tollgate" "$mode|$conc|nginx" 0.6 \
+                "$mode c=$conc: tollgate req/s ÷ nginx req/s"
         done
         t="$mode|1|tollgate" n="$mode|1|nginx" d="$mode|1|direct"
         if has "$t" && has "$d"; then
@@ -526,28 +530,17 @@ report() {
     done
     for mode in $MODES; do
         for conc in $CONCURRENCY; do
-            t="$mode|$conc|tollgate-key" n="$mode|$conc|tollgate"
-            has "$t" && has "$n" || continue
-            any=1
-            v=$(ratio "$t" "$n")
-            verdict=$(awk -v v="$v" 'BEGIN { print (v >= 0.9 ? "PASS" : "FAIL") }')
-            clean "$t" || verdict="FAIL (tollgate-key had errors)"
-            echo "| $mode c=$conc: virtual key (budget, rpm, tpm) req/s ÷ master key req/s | $v | ≥ 0.9 | $verdict |"
+            ratio_row "$mode|$conc|tollgate-key" "$mode|$conc|tollgate" 0.9 \
+                "$mode c=$conc: virtual key (budget, rpm, tpm) req/s ÷ master key req/s"
         done
     done
-    local variant what
     for variant in tollgate-otel tollgate-otel10; do
         what="every request traced"
         [[ $variant == tollgate-otel10 ]] && what="1 in 10 requests traced"
         for mode in $MODES; do
             for conc in $CONCURRENCY; do
-                t="$mode|$conc|$variant" n="$mode|$conc|tollgate-bare"
-                has "$t" && has "$n" || continue
-                any=1
-                v=$(ratio "$t" "$n")
-                verdict=$(awk -v v="$v" 'BEGIN { print (v >= 0.95 ? "PASS" : "FAIL") }')
-                clean "$t" || verdict="FAIL ($variant had errors)"
-                echo "| $mode c=$conc: metrics + OTLP traces ($what) ÷ both off, req/s | $v | ≥ 0.95 | $verdict |"
+                ratio_row "$mode|$conc|$variant" "$mode|$conc|tollgate-bare" 0.95 \
+                    "$mode c=$conc: metrics + OTLP traces ($what) ÷ both off, req/s"
             done
         done
     done
