@@ -13,18 +13,20 @@ impl Usage {
     /// Reads `usage` out of a whole OpenAI-style response body (or one stream chunk). `None` when
     /// the body has no usage object (absent or `null`).
     pub fn from_response(body: &[u8]) -> Option<Usage> {
-        if let Some(usage) = trailing_usage(body) {
-            return usage;
-        }
-        #[derive(Deserialize)]
-        struct Envelope {
-            usage: Option<RawUsage>,
-        }
-        serde_json::from_slice::<Envelope>(body)
-            .ok()?
-            .usage
-            .map(RawUsage::into_usage)
+        trailing_usage(body).unwrap_or_else(|| parsed_usage(body))
     }
+}
+
+/// `usage` read by parsing the whole body.
+fn parsed_usage(body: &[u8]) -> Option<Usage> {
+    #[derive(Deserialize)]
+    struct Envelope {
+        usage: Option<RawUsage>,
+    }
+    serde_json::from_slice::<Envelope>(body)
+        .ok()?
+        .usage
+        .map(RawUsage::into_usage)
 }
 
 /// The common shape read without parsing the whole body: `usage` as the last member of the
@@ -142,16 +144,6 @@ mod tests {
 
     #[test]
     fn the_trailing_usage_shortcut_agrees_with_the_full_parse() {
-        let full = |body: &[u8]| -> Option<Usage> {
-            #[derive(Deserialize)]
-            struct Envelope {
-                usage: Option<RawUsage>,
-            }
-            serde_json::from_slice::<Envelope>(body)
-                .ok()?
-                .usage
-                .map(RawUsage::into_usage)
-        };
         let cases: &[&[u8]] = &[
             br#"{"id":"x","choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":4,"completion_tokens":16}}"#,
             b"{\n  \"id\": \"x\",\n  \"usage\" : {\"prompt_tokens\": 1, \"completion_tokens\": 2}\n}\n",
@@ -172,7 +164,7 @@ mod tests {
         for body in cases {
             assert_eq!(
                 Usage::from_response(body),
-                full(body),
+                parsed_usage(body),
                 "{}",
                 String::from_utf8_lossy(body)
             );

