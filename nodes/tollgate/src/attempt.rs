@@ -7,6 +7,7 @@
 //! cost); the idle timeout bounds how long that takes.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
 use futures::{FutureExt, StreamExt};
@@ -16,14 +17,11 @@ use tollgate_api::{ApiError, Endpoint, Usage};
 use tollgate_budget::Ticket;
 use tollgate_providers::sse::UsageFilter;
 use tollgate_providers::{Call, ProviderError, Reply, collect, upstream_error};
-
-use std::time::SystemTime;
-
 use tollgate_telemetry::spans::{FinishedSpan, Kind};
 use tollgate_telemetry::{KeyValue, Metrics, SpanIds};
 
 use crate::models::Target;
-use crate::outcome::otel_int;
+use crate::outcome::{operation_name, token_attributes};
 
 /// The largest non-stream upstream response the node will hold.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
@@ -56,63 +54,43 @@ pub(crate) struct Attempt {
     /// The W3C trace headers sent upstream.
     pub(crate) trace: Vec<(&'static str, http::HeaderValue)>,
     /// The attempt's span, when the request is traced; exported when the attempt ends.
-    pub(crate) span: Option<AttemptSpan>,
+    pub(crate) span: Option<FinishedSpan>,
 }
 
-/// The span of one upstream attempt: a child of the request's span, named and labelled after
-/// the GenAI conventions (`chat gpt-4o-2024-08-06`, the deployment's own model name).
-pub(crate) struct AttemptSpan {
+/// The span of one upstream attempt, `ids` a child of the request's span: named and labelled
+/// after the GenAI conventions (`chat gpt-4o-2024-08-06`, the deployment's own model name).
+pub(crate) fn attempt_span(
     ids: SpanIds,
-    start: SystemTime,
-    name: String,
-    attributes: Vec<KeyValue>,
-    error: bool,
-}
-
-impl AttemptSpan {
-    pub(crate) fn new(
-        ids: SpanIds,
-        endpoint: Endpoint,
-        deployment: &tollgate_config::Deployment,
-        id: &Arc<str>,
-    ) -> Self {
-        let operation = crate::outcome::operation_name(endpoint);
-        let mut attributes = Vec::with_capacity(9);
-        attributes.push(KeyValue::new("gen_ai.operation.name", operation));
-        attributes.push(KeyValue::new(
-            "gen_ai.request.model",
-            deployment.upstream_model.clone(),
-        ));
-        attributes.push(KeyValue::new(
-            "gen_ai.provider.name",
-            deployment.provider.name(),
-        ));
-        attributes.push(KeyValue::new("tollgate.deployment", id.clone()));
-        AttemptSpan {
-            ids,
-            start: SystemTime::now(),
-            name: format!("{operation} {}", deployment.upstream_model),
-            attributes,
-            error: false,
-        }
-    }
-
-    pub(crate) fn ids(&self) -> &SpanIds {
-        &self.ids
+    endpoint: Endpoint,
+    deployment: &tollgate_config::Deployment,
+    id: &Arc<str>,
+) -> FinishedSpan {
+    let operation = operation_name(endpoint);
+    let mut attributes = Vec::with_capacity(9);
+    attributes.push(KeyValue::new("gen_ai.operation.name", operation));
+    attributes.push(KeyValue::new(
+        "gen_ai.request.model",
+        deployment.upstream_model.clone(),
+    ));
+    attributes.push(KeyValue::new(
+        "gen_ai.provider.name",
+        deployment.provider.name(),
+    ));
+    attributes.push(KeyValue::new("tollgate.deployment", id.clone()));
+    FinishedSpan {
+        ids,
+        kind: Kind::Client,
+        name: format!("{operation} {}", deployment.upstream_model),
+        start: SystemTime::now(),
+        attributes,
+        error: false,
     }
 }
 
 impl Drop for Attempt {
     fn drop(&mut self) {
         if let Some(span) = self.span.take() {
-            tollgate_telemetry::spans::export(FinishedSpan {
-                ids: span.ids,
-                kind: Kind::Client,
-                name: span.name,
-                start: span.start,
-                attributes: span.attributes,
-                error: span.error,
-            });
+            tollgate_telemetry::spans::export(span);
         }
     }
 }
@@ -184,10 +162,8 @@ impl Attempt {
         ));
         if !reply.status.is_success() {
             self.upstream_done(false, started);
-            if let Some(span) = &mut self.span {
-                span.error = true;
-            }
             let error = refusal(reply, &id).await;
+            self.span_failed(error.code.code());
             self.settle(Cost::Refused);
             let _ = head.send(Err(error));
             return;
@@ -373,15 +349,11 @@ impl Attempt {
                 }
             }
         };
-        if usage.input_tokens + usage.output_tokens > 0 {
-            self.span_attribute(KeyValue::new(
-                "gen_ai.usage.input_tokens",
-                otel_int(usage.input_tokens),
-            ));
-            self.span_attribute(KeyValue::new(
-                "gen_ai.usage.output_tokens",
-                otel_int(usage.output_tokens),
-            ));
+        if usage.input_tokens + usage.output_tokens > 0
+            && let Some(span) = &mut self.span
+        {
+            span.attributes
+                .extend(token_attributes(usage.input_tokens, usage.output_tokens));
         }
         if usage.cost > 0 {
             let provider = self.target.upstream.deployment.provider.name();

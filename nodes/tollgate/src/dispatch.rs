@@ -102,11 +102,7 @@ fn finish(outcome: Outcome, result: Result<Answer, ApiError>) -> Response {
 /// so, else as soon as the limit is crossed (chunked bodies are never read whole first).
 async fn read_body(parts: &Parts, body: Body, limit: usize) -> Result<Bytes, ApiError> {
     let too_large = || request_too_large(limit);
-    let declared = parts
-        .headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared = declared_length(&parts.headers);
     if declared.is_some_and(|n| n > limit as u64) {
         drain_later(body);
         return Err(too_large());
@@ -135,6 +131,14 @@ async fn read_body(parts: &Parts, body: Body, limit: usize) -> Result<Bytes, Api
     Ok(buf.freeze())
 }
 
+/// The body length a request's `Content-Length` declares.
+pub(crate) fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
 /// The most of a refused body read and thrown away, and for how long.
 const DRAIN_BYTES: usize = 64 * 1024 * 1024;
 const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
@@ -144,7 +148,7 @@ const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
 /// with its data unread makes the kernel reset it, and the reset can destroy the 413 before the
 /// client reads it, leaving it with a bare connection error (what nginx's lingering close is
 /// for).
-fn drain_later(body: Body) {
+pub(crate) fn drain_later(body: Body) {
     tokio::spawn(async move {
         let mut body = body;
         let mut read = 0usize;

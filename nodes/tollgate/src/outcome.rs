@@ -78,14 +78,8 @@ impl Outcomes {
             .cloned()
             .unwrap_or_else(|| self.new_id());
         let client_trace = headers.get("traceparent");
-        let trace = trace_request(client_trace);
         Outcome {
-            trace,
-            span_start: if trace.is_some() {
-                SystemTime::now()
-            } else {
-                SystemTime::UNIX_EPOCH
-            },
+            trace: trace_request(client_trace).map(|ids| (ids, SystemTime::now())),
             client_trace: client_trace.cloned(),
             client_tracestate: headers.get("tracestate").cloned(),
             sink: self.clone(),
@@ -183,7 +177,7 @@ impl Outcomes {
 
 /// Exports the request's span, when it is traced.
 fn trace_outcome(o: &Outcome, status: u16) {
-    let Some(ids) = o.trace else {
+    let Some((ids, start)) = o.trace else {
         return;
     };
     let model = o.model.as_deref();
@@ -208,14 +202,7 @@ fn trace_outcome(o: &Outcome, status: u16) {
         attributes.push(KeyValue::new("tollgate.deployment", deployment.clone()));
     }
     if let Some(usage) = o.usage {
-        attributes.push(KeyValue::new(
-            "gen_ai.usage.input_tokens",
-            otel_int(usage.input_tokens),
-        ));
-        attributes.push(KeyValue::new(
-            "gen_ai.usage.output_tokens",
-            otel_int(usage.output_tokens),
-        ));
+        attributes.extend(token_attributes(usage.input_tokens, usage.output_tokens));
     }
     if let Some(error) = o.error {
         attributes.push(KeyValue::new("error.type", error.code()));
@@ -233,15 +220,19 @@ fn trace_outcome(o: &Outcome, status: u16) {
         ids,
         kind: Kind::Server,
         name,
-        start: o.span_start,
+        start,
         attributes,
         error: status >= 500 || o.error.is_some(),
     });
 }
 
-/// A count as an OpenTelemetry integer attribute (OTel has no unsigned type).
-pub(crate) fn otel_int(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
+/// The GenAI conventions' token attributes (OTel integers are signed).
+pub(crate) fn token_attributes(input: u64, output: u64) -> [KeyValue; 2] {
+    let int = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    [
+        KeyValue::new("gen_ai.usage.input_tokens", int(input)),
+        KeyValue::new("gen_ai.usage.output_tokens", int(output)),
+    ]
 }
 
 /// The GenAI conventions' `gen_ai.operation.name`.
@@ -276,9 +267,9 @@ fn log_access(o: &Outcome, status: u16, latency: Duration) {
 /// How one request is ending; see the module docs.
 #[derive(Debug)]
 pub(crate) struct Outcome {
-    /// The request's span, when it is traced; exported when the outcome is recorded.
-    trace: Option<SpanIds>,
-    span_start: SystemTime,
+    /// The request's span and its start, when it is traced; exported when the outcome is
+    /// recorded.
+    trace: Option<(SpanIds, SystemTime)>,
     /// The client's own `traceparent` (the span's parent), forwarded upstream as it came when
     /// the request is not traced; and its `tracestate`, always forwarded.
     client_trace: Option<HeaderValue>,
@@ -308,7 +299,7 @@ impl Outcome {
 
     /// The request span's ids, when it is traced.
     pub(crate) fn trace(&self) -> Option<SpanIds> {
-        self.trace
+        self.trace.map(|(ids, _)| ids)
     }
 
     /// The trace headers for the upstream call of an attempt whose span is `attempt` (when

@@ -34,7 +34,7 @@ use tollgate_providers::client::{RequestBody, body_stream};
 use tollgate_providers::{HttpClient, ProviderError};
 
 use crate::Gateway;
-use crate::dispatch::Answer;
+use crate::dispatch::{Answer, declared_length, drain_later};
 use crate::outcome::Outcome;
 use crate::respond::{REQUEST_ID, request_too_large};
 
@@ -253,6 +253,7 @@ pub(crate) async fn forward(
     })?;
     let limit = gateway.max_request_bytes;
     if declared_length(&parts.headers).is_some_and(|n| n > limit as u64) {
+        drain_later(body);
         return Err(request_too_large(limit));
     }
     let url = endpoint.url(parts.uri.path(), parts.uri.query())?;
@@ -291,13 +292,6 @@ pub(crate) async fn forward(
         idle: pass.timeout,
         path: endpoint.path,
     }))
-}
-
-fn declared_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
 }
 
 fn response_headers(upstream: &HeaderMap) -> HeaderMap {
