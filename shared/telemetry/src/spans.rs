@@ -26,6 +26,10 @@ pub(crate) fn install(processor: BatchSpanProcessor) -> &'static BatchSpanProces
     PROCESSOR.get_or_init(|| processor)
 }
 
+pub(crate) fn exporting() -> bool {
+    PROCESSOR.get().is_some()
+}
+
 /// Where a span sits in its trace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SpanIds {

@@ -4,7 +4,7 @@
 //! ([`crate::spans`]) go to over OTLP/gRPC, and the sampling decision. W3C trace context
 //! (`traceparent`) is the propagation format.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::HeaderValue;
 use opentelemetry_otlp::WithExportConfig;
@@ -16,16 +16,13 @@ use tracing_subscriber::{EnvFilter, Layer as _};
 
 use crate::spans::{SpanIds, parse_traceparent};
 
-/// Whether spans go anywhere. Request spans are only built when they do, so a node without
-/// a collector pays nothing for them.
-static EXPORTING: AtomicBool = AtomicBool::new(false);
-
 /// A root request is traced when a random `u64` falls below this (`u64::MAX`: always).
 static SAMPLE_BELOW: AtomicU64 = AtomicU64::new(u64::MAX);
 
-/// Whether request spans are exported (an OTLP endpoint is configured).
+/// Whether request spans are exported (an OTLP endpoint is configured). Request spans are only
+/// built when they are, so a node without a collector pays nothing for them.
 pub fn traces_enabled() -> bool {
-    EXPORTING.load(Ordering::Relaxed)
+    crate::spans::exporting()
 }
 
 /// Whether to trace a request that came with `traceparent` (parent-based sampling), and if
@@ -188,7 +185,6 @@ pub fn init(settings: &TracingSettings) -> Result<TracingGuard, TracingError> {
         .with(json)
         .try_init()
         .map_err(|_| TracingError::AlreadySet)?;
-    EXPORTING.store(spans.is_some(), Ordering::Relaxed);
     SAMPLE_BELOW.store(
         threshold(sample_ratio(settings.sample_ratio)),
         Ordering::Relaxed,
