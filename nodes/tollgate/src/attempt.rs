@@ -80,7 +80,7 @@ pub(crate) fn attempt_span(
     FinishedSpan {
         ids,
         kind: Kind::Client,
-        name: format!("{operation} {}", deployment.upstream_model),
+        name: [operation, " ", &deployment.upstream_model].concat(),
         start: SystemTime::now(),
         attributes,
         error: false,

@@ -182,7 +182,10 @@ fn trace_outcome(o: &Outcome, status: u16) {
     };
     let model = o.model.as_deref();
     let mut attributes = Vec::with_capacity(12);
-    attributes.push(KeyValue::new("http.request.method", o.method.to_string()));
+    attributes.push(KeyValue::new(
+        "http.request.method",
+        o.method.as_str().to_owned(),
+    ));
     attributes.push(KeyValue::new("http.route", o.route));
     attributes.push(KeyValue::new(
         "http.response.status_code",
@@ -213,8 +216,8 @@ fn trace_outcome(o: &Outcome, status: u16) {
     ));
     // The GenAI conventions' name once the model is known (`chat gpt-4o`), else the route's.
     let name = match (o.endpoint, model) {
-        (Some(endpoint), Some(model)) => format!("{} {model}", operation_name(endpoint)),
-        _ => format!("{} {}", o.method, o.route),
+        (Some(endpoint), Some(model)) => [operation_name(endpoint), " ", model].concat(),
+        _ => [o.method.as_str(), " ", o.route].concat(),
     };
     tollgate_telemetry::spans::export(FinishedSpan {
         ids,

@@ -49,8 +49,8 @@ impl Default for MetricsSettings {
     }
 }
 
-/// `observability.otlp`: where traces go. The standard `OTEL_EXPORTER_OTLP_*` variables are
-/// read by the exporter itself when no endpoint is configured here.
+/// `observability.otlp`: where traces go (OTLP over gRPC, plain http). The standard
+/// `OTEL_EXPORTER_OTLP_*` variables are read by the exporter when no endpoint is configured here.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct OtlpSettings {
     /// e.g. `http://otel-collector:4317` (gRPC).
@@ -121,14 +121,18 @@ pub(crate) fn build(w: &mut Walker<'_>, value: Option<&Value>) -> ObservabilityS
     let otlp = w.object(map.get("otlp"), &path).unwrap_or(&empty);
     w.unknown_keys(otlp, &path, OTLP_KEYS);
     if let Some(endpoint) = w.string(otlp, "endpoint", &path) {
-        if endpoint.starts_with("http://") || endpoint.starts_with("https://") {
+        if endpoint.starts_with("http://") {
             out.otlp.endpoint = Some(endpoint);
+        } else if endpoint.starts_with("https://") {
+            w.problem(
+                &child(&path, "endpoint"),
+                "TLS to the collector is not supported: send to a local collector or agent \
+                 over http://, and let it forward over TLS",
+            );
         } else {
             w.problem(
                 &child(&path, "endpoint"),
-                format!(
-                    "expected an http(s) URL like http://otel-collector:4317, found `{endpoint}`"
-                ),
+                format!("expected an http URL like http://otel-collector:4317, found `{endpoint}`"),
             );
         }
     }

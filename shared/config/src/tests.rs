@@ -446,3 +446,30 @@ fn trace_sample_ratio_is_a_share_or_a_problem_at_its_path() {
         );
     }
 }
+
+#[test]
+fn otlp_endpoint_is_a_plain_http_url_or_a_problem_at_its_path() {
+    let loaded = load("observability: { otlp: { endpoint: \"http://collector:4317\" } }").unwrap();
+    assert_eq!(
+        loaded.config.observability.otlp.endpoint.as_deref(),
+        Some("http://collector:4317")
+    );
+    for (bad, says) in [
+        (
+            "https://collector:4317",
+            "TLS to the collector is not supported",
+        ),
+        ("collector:4317", "expected an http URL"),
+    ] {
+        let err = load(&format!(
+            "observability: {{ otlp: {{ endpoint: \"{bad}\" }} }}"
+        ))
+        .unwrap_err();
+        let got: Vec<String> = err.problems.iter().map(ToString::to_string).collect();
+        assert_eq!(got.len(), 1, "{bad}: {got:?}");
+        assert!(
+            got[0].starts_with("observability.otlp.endpoint: ") && got[0].contains(says),
+            "{bad}: {got:?}"
+        );
+    }
+}

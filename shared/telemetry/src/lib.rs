@@ -2,7 +2,8 @@
 //! Prometheus' text format by `opentelemetry-prometheus`; logs (text or JSON) through one
 //! `tracing` subscriber ([`init`]), written in batches (`log_writer`), with the per-request
 //! access line written directly ([`access`]); and request spans ([`spans`]) built as
-//! OpenTelemetry span data and exported over OTLP/gRPC (W3C trace context, parent-based
+//! OpenTelemetry span data and exported over OTLP/gRPC by the SDK's batch processor and a
+//! one-pass protobuf writer (`otlp`) (W3C trace context, parent-based
 //! sampling, [`trace_request`]).
 //!
 //! Names follow the OpenTelemetry GenAI semantic conventions where one exists
@@ -18,6 +19,7 @@
 mod access;
 mod log_writer;
 mod metrics;
+mod otlp;
 pub mod spans;
 mod traces;
 

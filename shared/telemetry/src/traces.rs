@@ -7,13 +7,13 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::HeaderValue;
-use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{BatchSpanProcessor, SpanProcessor};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer as _};
 
+use crate::otlp::{ExportSettings, OtlpExporter};
 use crate::spans::{SpanIds, parse_traceparent};
 
 /// A root request is traced when a random `u64` falls below this (`u64::MAX`: always).
@@ -118,29 +118,18 @@ impl Drop for TracingGuard {
     }
 }
 
-fn env_endpoint() -> bool {
-    [
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-    ]
-    .iter()
-    .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()))
-}
-
 /// Installs the global subscriber. Must run inside a Tokio runtime when OTLP is on (the
 /// exporter's channel and batch worker live there).
 pub fn init(settings: &TracingSettings) -> Result<TracingGuard, TracingError> {
     let filter = EnvFilter::try_from_env("TOLLGATE_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let spans = if settings.otlp_endpoint.is_some() || env_endpoint() {
-        let mut builder = opentelemetry_otlp::SpanExporter::builder().with_tonic();
-        if let Some(endpoint) = &settings.otlp_endpoint {
-            builder = builder.with_endpoint(endpoint.clone());
-        }
-        let exporter = builder
-            .build()
-            .map_err(|e| TracingError::Exporter(e.to_string()))?;
+    let export = ExportSettings::resolve(settings.otlp_endpoint.as_deref(), |name| {
+        std::env::var(name).ok()
+    });
+    let spans = if let Some(export) = export {
+        let exporter =
+            OtlpExporter::new(&export).map_err(|e| TracingError::Exporter(e.to_string()))?;
         let mut processor = BatchSpanProcessor::builder(exporter).build();
         processor.set_resource(
             &Resource::builder()
