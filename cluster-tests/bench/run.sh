@@ -351,6 +351,16 @@ $(cat "$WORK/verify.headers")"
     log "$target answers 200 at ${URL[$target]}"
 done
 
+mock_spans() { curl -sS --max-time 5 "${URL[direct]}/mock/spans" | sed -n 's/.*"received":\([0-9]*\).*/\1/p'; }
+if wants tollgate-otel; then # its verification requests' spans must reach the sink (batched: ≤ 5 s)
+    for ((i = 0; i < 80; i++)); do
+        (($(mock_spans || echo 0) >= 4)) && break
+        sleep 0.1
+    done
+    (($(mock_spans || echo 0) >= 4)) || die "tollgate-otel's spans did not reach the OTLP sink (received $(mock_spans))"
+    log "OTLP sink received $(mock_spans) spans from the verification requests"
+fi
+
 sleep 0.5
 for target in $TARGETS; do IDLE_KB[$target]=$(rss_kb "${PID[$target]}"); done
 if wants tollgate-key; then
@@ -492,6 +502,10 @@ report() {
         idle+="${idle:+, }$target $(kb_to_mb "${IDLE_KB[$target]}") MB"
     done
     echo "Idle RSS before load: $idle."
+    if wants tollgate-otel || wants tollgate-otel10; then
+        echo
+        echo "OTLP sink (in the mock, decoding each batch only as far as its span list): $(mock_spans) spans received."
+    fi
     echo
     echo "## Ratios"
     echo

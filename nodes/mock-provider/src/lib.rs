@@ -111,9 +111,8 @@ pub fn router(mock: Mock, stop: CancellationToken) -> Router {
         .route("/mock/reset", post(reset))
         .route("/health", get(health))
         .with_state(Node { mock, stop })
-        // OTLP/gRPC traces are accepted and counted (see `otlp_sink`); tonic's router brings
-        // its own fallback, so ours goes on after the merge.
-        .merge(otlp_sink::SpanSink::default().router())
+        // OTLP/gRPC traces are accepted and counted (see `otlp_sink`).
+        .merge(spans(otlp_sink::SpanSink::default()))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
@@ -238,6 +237,15 @@ async fn billing(State(node): State<Node>) -> Response {
 
 async fn stats(State(node): State<Node>) -> Response {
     json(&node.mock.key_stats())
+}
+
+/// The OTLP sink's routes plus `GET /mock/spans`: how many spans it has received.
+fn spans(sink: otlp_sink::SpanSink) -> Router {
+    let counted = sink.clone();
+    sink.router().route(
+        "/mock/spans",
+        get(move || async move { json(&serde_json::json!({"received": counted.received()})) }),
+    )
 }
 
 async fn reset(State(node): State<Node>) -> StatusCode {

@@ -25,6 +25,8 @@ use tokio::net::TcpListener;
 #[derive(Clone, Default)]
 struct Receiver {
     spans: Arc<Mutex<Vec<Span>>>,
+    /// The `service.name` of every batch.
+    services: Arc<Mutex<Vec<String>>>,
 }
 
 #[tonic::async_trait]
@@ -35,6 +37,19 @@ impl TraceService for Receiver {
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
         let mut spans = self.spans.lock().unwrap();
         for resource in request.into_inner().resource_spans {
+            let service = resource
+                .resource
+                .iter()
+                .flat_map(|r| &r.attributes)
+                .find(|kv| kv.key == "service.name")
+                .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+                    AnyValue::StringValue(name) => Some(name.clone()),
+                    _ => None,
+                });
+            self.services
+                .lock()
+                .unwrap()
+                .push(service.unwrap_or_default());
             for scope in resource.scope_spans {
                 spans.extend(scope.spans);
             }
@@ -152,6 +167,11 @@ async fn spans_arrive_with_attributes_and_parentage() {
         .unwrap();
 
     let spans = receiver.spans.lock().unwrap().clone();
+    let services = receiver.services.lock().unwrap().clone();
+    assert!(
+        !services.is_empty() && services.iter().all(|s| s == "tollgate-test"),
+        "every batch names the configured service: {services:?}"
+    );
     let request = spans
         .iter()
         .find(|s| s.name == "chat gpt-test")
