@@ -1,10 +1,9 @@
 //! What the node tells operators: metrics through an OpenTelemetry meter provider, exported in
 //! Prometheus' text format by `opentelemetry-prometheus`; logs (text or JSON) through one
 //! `tracing` subscriber ([`init`]), written in batches (`log_writer`), with the per-request
-//! access line written directly ([`access`]); and request spans ([`spans`]) built as
-//! OpenTelemetry span data and exported over OTLP/gRPC by the SDK's batch processor and a
-//! one-pass protobuf writer (`otlp`) (W3C trace context, parent-based
-//! sampling, [`trace_request`]).
+//! access line written directly ([`access`]); and request spans ([`spans`]) written as
+//! OTLP protobuf bytes as they end and exported over OTLP/gRPC by a dedicated thread (`otlp`)
+//! (W3C trace context, parent-based sampling, [`trace_request`]).
 //!
 //! Names follow the OpenTelemetry GenAI semantic conventions where one exists
 //! (`gen_ai.server.request.duration`, `gen_ai.server.time_to_first_token`,

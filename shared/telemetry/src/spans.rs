@@ -1,5 +1,5 @@
-//! Request and upstream-attempt spans, built directly as OpenTelemetry span data when they end
-//! and handed to the batch exporter.
+//! Request and upstream-attempt spans, encoded for OTLP when they end and handed to the export
+//! thread ([`crate::otlp`]).
 //!
 //! A span here is its ids ([`SpanIds`], fixed when the request starts, so the upstream call can
 //! carry them in `traceparent`) plus what the node learns along the way, written once at the
@@ -7,37 +7,35 @@
 //! instructions per traced request (every field recorded through the subscriber's layers, the
 //! span context resolved for propagation), half of a traced request's whole extra cost.
 
-use std::borrow::Cow;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use http::HeaderValue;
-use opentelemetry::trace::{
-    SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
-};
+use opentelemetry::trace::{SpanId, TraceId};
 use opentelemetry::{InstrumentationScope, KeyValue};
-use opentelemetry_sdk::trace::{BatchSpanProcessor, SpanData, SpanProcessor};
 
-/// The exporter's batch processor, once [`crate::init`] has configured OTLP.
-static PROCESSOR: OnceLock<BatchSpanProcessor> = OnceLock::new();
+use crate::otlp::Queue;
+
+/// The export queue, once [`crate::init`] has configured OTLP.
+static QUEUE: OnceLock<Arc<Queue>> = OnceLock::new();
 static SCOPE: OnceLock<InstrumentationScope> = OnceLock::new();
 
-pub(crate) fn install(processor: BatchSpanProcessor) -> &'static BatchSpanProcessor {
-    PROCESSOR.get_or_init(|| processor)
+pub(crate) fn install(queue: Arc<Queue>) {
+    let _ = QUEUE.set(queue);
 }
 
 pub(crate) fn exporting() -> bool {
-    PROCESSOR.get().is_some()
+    QUEUE.get().is_some()
 }
 
 /// Where a span sits in its trace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SpanIds {
-    trace_id: TraceId,
-    span_id: SpanId,
+    pub(crate) trace_id: TraceId,
+    pub(crate) span_id: SpanId,
     /// `SpanId::INVALID` for a root span.
-    parent: SpanId,
-    parent_remote: bool,
+    pub(crate) parent: SpanId,
+    pub(crate) parent_remote: bool,
 }
 
 /// A W3C `traceparent` a client sent.
@@ -122,41 +120,12 @@ pub struct FinishedSpan {
     pub error: bool,
 }
 
-/// Hands an ended span to the batch exporter (nothing happens when traces are off). Never
-/// blocks: a full export queue drops the span, as the OpenTelemetry SDK does.
+/// Hands an ended span to the export thread (nothing happens when traces are off). Never
+/// blocks: while the collector is behind, newer spans are dropped.
 pub fn export(span: FinishedSpan) {
-    let Some(processor) = PROCESSOR.get() else {
-        return;
-    };
-    let ids = span.ids;
-    processor.on_end(SpanData {
-        span_context: SpanContext::new(
-            ids.trace_id,
-            ids.span_id,
-            TraceFlags::SAMPLED,
-            false,
-            TraceState::NONE,
-        ),
-        parent_span_id: ids.parent,
-        parent_span_is_remote: ids.parent_remote,
-        span_kind: match span.kind {
-            Kind::Server => SpanKind::Server,
-            Kind::Client => SpanKind::Client,
-        },
-        name: Cow::Owned(span.name),
-        start_time: span.start,
-        end_time: SystemTime::now(),
-        attributes: span.attributes,
-        dropped_attributes_count: 0,
-        events: Default::default(),
-        links: Default::default(),
-        status: if span.error {
-            Status::error("")
-        } else {
-            Status::Unset
-        },
-        instrumentation_scope: scope().clone(),
-    });
+    if let Some(queue) = QUEUE.get() {
+        queue.push(&span);
+    }
 }
 
 /// The instrumentation scope of every span this node makes.

@@ -8,12 +8,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::HeaderValue;
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::{BatchSpanProcessor, SpanProcessor};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer as _};
 
-use crate::otlp::{ExportSettings, OtlpExporter};
+use crate::otlp::{ExportSettings, Exporter};
 use crate::spans::{SpanIds, parse_traceparent};
 
 /// A root request is traced when a random `u64` falls below this (`u64::MAX`: always).
@@ -103,23 +102,15 @@ pub struct TracingSettings {
     pub sample_ratio: Option<f64>,
 }
 
-/// Keeps the span exporter and the log writer alive; dropping it flushes both.
+/// Keeps the span exporter and the log writer alive; dropping it flushes both (spans first,
+/// so an export failure's warning still reaches the log).
 #[derive(Debug)]
 pub struct TracingGuard {
-    spans: Option<&'static BatchSpanProcessor>,
+    _spans: Option<Exporter>,
     _logs: crate::log_writer::BatchGuard,
 }
 
-impl Drop for TracingGuard {
-    fn drop(&mut self) {
-        if let Some(spans) = self.spans.take() {
-            let _ = spans.shutdown();
-        }
-    }
-}
-
-/// Installs the global subscriber. Must run inside a Tokio runtime when OTLP is on (the
-/// exporter's channel and batch worker live there).
+/// Installs the global subscriber, and starts the OTLP export thread when traces are on.
 pub fn init(settings: &TracingSettings) -> Result<TracingGuard, TracingError> {
     let filter = EnvFilter::try_from_env("TOLLGATE_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
@@ -127,18 +118,17 @@ pub fn init(settings: &TracingSettings) -> Result<TracingGuard, TracingError> {
     let export = ExportSettings::resolve(settings.otlp_endpoint.as_deref(), |name| {
         std::env::var(name).ok()
     });
-    let spans = if let Some(export) = export {
-        let exporter =
-            OtlpExporter::new(&export).map_err(|e| TracingError::Exporter(e.to_string()))?;
-        let mut processor = BatchSpanProcessor::builder(exporter).build();
-        processor.set_resource(
-            &Resource::builder()
+    let spans = match export {
+        Some(export) => {
+            let resource = Resource::builder()
                 .with_service_name(settings.service_name.clone())
-                .build(),
-        );
-        Some(crate::spans::install(processor))
-    } else {
-        None
+                .build();
+            let (exporter, queue) = Exporter::start(&export, &resource)
+                .map_err(|e| TracingError::Exporter(e.to_string()))?;
+            crate::spans::install(queue);
+            Some(exporter)
+        }
+        None => None,
     };
     // Log lines are written in batches by a dedicated thread: a request never waits on stderr.
     let (writer, logs) = crate::log_writer::batch_writer(std::io::stderr());
@@ -178,7 +168,10 @@ pub fn init(settings: &TracingSettings) -> Result<TracingGuard, TracingError> {
         threshold(sample_ratio(settings.sample_ratio)),
         Ordering::Relaxed,
     );
-    Ok(TracingGuard { spans, _logs: logs })
+    Ok(TracingGuard {
+        _spans: spans,
+        _logs: logs,
+    })
 }
 
 /// The log layers print events: library spans (the actor runtime's, say) are not worth
