@@ -142,7 +142,7 @@ impl Client {
     /// The collector's endpoint and the request metadata, checked.
     fn configure(settings: &ExportSettings) -> Result<(Endpoint, MetadataMap), ExporterError> {
         let invalid = |e: &dyn std::fmt::Display| {
-            ExporterError::Endpoint(settings.endpoint.clone(), e.to_string())
+            ExporterError::Endpoint(without_userinfo(&settings.endpoint), e.to_string())
         };
         let endpoint = Endpoint::from_shared(settings.endpoint.clone())
             .map_err(|e| invalid(&e))?
@@ -343,6 +343,16 @@ async fn run(client: Client, head: Head, queue: Arc<Queue>) {
         if stopping {
             return;
         }
+    }
+}
+
+/// An endpoint for messages: any `user:password@` is left out.
+fn without_userinfo(endpoint: &str) -> String {
+    let (scheme, rest) = endpoint.split_once("://").unwrap_or(("", endpoint));
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => endpoint.to_owned(),
     }
 }
 
@@ -838,6 +848,16 @@ mod tests {
                 "{bad}"
             );
         }
+        let Err(refused) =
+            Client::configure(&settings("https://otel:s3cret@collector:4317/v1", &[]))
+        else {
+            panic!("an https endpoint was accepted");
+        };
+        let message = refused.to_string();
+        assert!(
+            !message.contains("s3cret") && message.contains("https://***@collector:4317/v1"),
+            "{message}"
+        );
         assert!(matches!(
             Client::configure(&settings("http://127.0.0.1:4317", &[("bad key", "v")])),
             Err(ExporterError::Header(_))
