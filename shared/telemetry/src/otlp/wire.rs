@@ -1,0 +1,379 @@
+//! The protobuf wire format of `opentelemetry/proto/collector/trace/v1` and `trace/v1`, written
+//! field by field: lengths are worked out up front where they are cheap to know, else the body
+//! is written after a one-byte length slot that is widened when needed.
+
+use std::time::SystemTime;
+
+use opentelemetry::trace::SpanId;
+use opentelemetry::{Array, InstrumentationScope, Value};
+use opentelemetry_sdk::Resource;
+
+use crate::spans::{FinishedSpan, Kind};
+
+/// The resource and scope every request carries, encoded once.
+pub(super) struct Head {
+    pub(super) resource: Vec<u8>,
+    pub(super) scope: Vec<u8>,
+}
+
+const LEN: u32 = 2;
+const FIXED64: u32 = 1;
+const FIXED32: u32 = 5;
+const VARINT: u32 = 0;
+
+fn key(out: &mut Vec<u8>, field: u32, wire: u32) {
+    varint(out, u64::from(field << 3 | wire));
+}
+
+fn varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn varint_len(v: u64) -> usize {
+    // 1 byte per started 7 bits, at least 1.
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+fn bytes_field(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
+    key(out, field, LEN);
+    varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+/// A length-delimited field whose body `write` appends; the body is written after a
+/// one-byte length slot and moved along when its length needs more bytes.
+pub(super) fn nested(out: &mut Vec<u8>, field: u32, write: impl FnOnce(&mut Vec<u8>)) {
+    key(out, field, LEN);
+    let at = out.len();
+    out.push(0);
+    write(out);
+    let len = out.len() - at - 1;
+    let width = varint_len(len as u64);
+    if width > 1 {
+        out.resize(out.len() + width - 1, 0);
+        out.copy_within(at + 1..at + 1 + len, at + width);
+    }
+    let mut v = len as u64;
+    for slot in &mut out[at..at + width] {
+        *slot = v as u8 | 0x80;
+        v >>= 7;
+    }
+    out[at + width - 1] &= 0x7f;
+}
+
+/// The body of an `InstrumentationScope`: name and version.
+pub(super) fn encode_scope(scope: &InstrumentationScope) -> Vec<u8> {
+    let mut out = Vec::new();
+    bytes_field(&mut out, 1, scope.name().as_bytes());
+    if let Some(version) = scope.version() {
+        bytes_field(&mut out, 2, version.as_bytes());
+    }
+    out
+}
+
+/// `ExportTraceServiceRequest { resource_spans: [ResourceSpans { resource, scope_spans:
+/// [ScopeSpans { scope, spans }] }] }`: every span this node makes has the same resource and
+/// scope; `spans` are already encoded `ScopeSpans.spans` entries.
+pub(super) fn encode_request(head: &Head, spans: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(spans.len() + head.resource.len() + head.scope.len() + 32);
+    nested(&mut out, 1, |resource_spans| {
+        bytes_field(resource_spans, 1, &head.resource);
+        nested(resource_spans, 2, |scope_spans| {
+            bytes_field(scope_spans, 1, &head.scope);
+            scope_spans.extend_from_slice(spans);
+        });
+    });
+    out
+}
+
+/// The body of a `Span`.
+pub(super) fn encode_span(out: &mut Vec<u8>, span: &FinishedSpan, end: SystemTime) {
+    let ids = &span.ids;
+    bytes_field(out, 1, &ids.trace_id.to_bytes());
+    bytes_field(out, 2, &ids.span_id.to_bytes());
+    if ids.parent != SpanId::INVALID {
+        bytes_field(out, 4, &ids.parent.to_bytes());
+    }
+    bytes_field(out, 5, span.name.as_bytes());
+    key(out, 6, VARINT);
+    varint(
+        out,
+        match span.kind {
+            Kind::Server => 2,
+            Kind::Client => 3,
+        },
+    );
+    key(out, 7, FIXED64);
+    out.extend_from_slice(&unix_nanos(span.start).to_le_bytes());
+    key(out, 8, FIXED64);
+    out.extend_from_slice(&unix_nanos(end).to_le_bytes());
+    for attribute in &span.attributes {
+        encode_key_value(out, 9, attribute.key.as_str(), &attribute.value);
+    }
+    // Status: ERROR (2) for a failure, else UNSET (an empty message).
+    nested(out, 15, |status| {
+        if span.error {
+            key(status, 3, VARINT);
+            varint(status, 2);
+        }
+    });
+    // Span flags: sampled, and whether the parent is known to be remote.
+    let flags: u32 = if ids.parent_remote { 0x301 } else { 0x101 };
+    key(out, 16, FIXED32);
+    out.extend_from_slice(&flags.to_le_bytes());
+}
+
+fn unix_nanos(time: std::time::SystemTime) -> u64 {
+    time.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// `KeyValue { key = 1, value = 2: AnyValue }` as field `field` of the enclosing message.
+/// Strings and numbers, nearly every attribute, have their lengths worked out up front.
+fn encode_key_value(out: &mut Vec<u8>, field: u32, name: &str, value: &Value) {
+    let Some(any_len) = scalar_len(value) else {
+        return nested(out, field, |kv| {
+            bytes_field(kv, 1, name.as_bytes());
+            nested(kv, 2, |any| encode_any_value(any, value));
+        });
+    };
+    let kv_len =
+        1 + varint_len(name.len() as u64) + name.len() + 1 + varint_len(any_len as u64) + any_len;
+    key(out, field, LEN);
+    varint(out, kv_len as u64);
+    bytes_field(out, 1, name.as_bytes());
+    key(out, 2, LEN);
+    varint(out, any_len as u64);
+    encode_any_value(out, value);
+}
+
+/// The encoded length of an `AnyValue` holding a string, bool or number.
+fn scalar_len(value: &Value) -> Option<usize> {
+    Some(match value {
+        Value::String(s) => 1 + varint_len(s.as_str().len() as u64) + s.as_str().len(),
+        Value::Bool(_) => 2,
+        Value::I64(i) => 1 + varint_len(*i as u64),
+        Value::F64(_) => 9,
+        _ => return None,
+    })
+}
+
+/// The body of an `AnyValue`: `string_value = 1, bool_value = 2, int_value = 3,
+/// double_value = 4, array_value = 5`.
+fn encode_any_value(out: &mut Vec<u8>, value: &Value) {
+    match value {
+        Value::String(s) => bytes_field(out, 1, s.as_str().as_bytes()),
+        Value::Bool(b) => {
+            key(out, 2, VARINT);
+            varint(out, u64::from(*b));
+        }
+        Value::I64(i) => {
+            key(out, 3, VARINT);
+            varint(out, *i as u64);
+        }
+        Value::F64(f) => {
+            key(out, 4, FIXED64);
+            out.extend_from_slice(&f.to_le_bytes());
+        }
+        Value::Array(array) => nested(out, 5, |values| match array {
+            Array::Bool(items) => items.iter().for_each(|&b| {
+                nested(values, 1, |any| encode_any_value(any, &Value::Bool(b)));
+            }),
+            Array::I64(items) => items.iter().for_each(|&i| {
+                nested(values, 1, |any| encode_any_value(any, &Value::I64(i)));
+            }),
+            Array::F64(items) => items.iter().for_each(|&f| {
+                nested(values, 1, |any| encode_any_value(any, &Value::F64(f)));
+            }),
+            Array::String(items) => items.iter().for_each(|s| {
+                nested(values, 1, |any| bytes_field(any, 1, s.as_str().as_bytes()));
+            }),
+            _ => {}
+        }),
+        // `Value` is non-exhaustive; a kind this code does not know is sent as its text.
+        other => bytes_field(out, 1, other.to_string().as_bytes()),
+    }
+}
+
+/// The body of a `Resource`: its attributes.
+pub(super) fn encode_resource(resource: &Resource) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (key, value) in resource.iter() {
+        encode_key_value(&mut out, 1, key.as_str(), value);
+    }
+    out
+}
+
+#[cfg(test)]
+pub(in crate::otlp) mod tests {
+    use super::*;
+    use crate::spans::SpanIds;
+    use opentelemetry::KeyValue;
+    use opentelemetry::trace::{SpanContext, SpanKind, Status, TraceFlags, TraceId, TraceState};
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::any_value;
+    use opentelemetry_sdk::trace::SpanData;
+    use prost::Message as _;
+    use std::borrow::Cow;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    const END: u64 = 1_700_000_000_223_456_789;
+
+    pub(in crate::otlp) fn span(
+        name: &str,
+        parent: u64,
+        remote: bool,
+        error: bool,
+        attributes: Vec<KeyValue>,
+    ) -> FinishedSpan {
+        FinishedSpan {
+            ids: SpanIds {
+                trace_id: TraceId::from(0x0af7651916cd43dd8448eb211c80319c),
+                span_id: SpanId::from(0xb7ad6b7169203331 + parent),
+                parent: SpanId::from(parent),
+                parent_remote: remote,
+            },
+            kind: if parent == 0 {
+                Kind::Server
+            } else {
+                Kind::Client
+            },
+            name: name.to_owned(),
+            start: UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_456_789),
+            attributes,
+            error,
+        }
+    }
+
+    /// The same span as the OpenTelemetry SDK's span data.
+    fn span_data(span: &FinishedSpan) -> SpanData {
+        SpanData {
+            span_context: SpanContext::new(
+                span.ids.trace_id,
+                span.ids.span_id,
+                TraceFlags::SAMPLED,
+                false,
+                TraceState::NONE,
+            ),
+            parent_span_id: span.ids.parent,
+            parent_span_is_remote: span.ids.parent_remote,
+            span_kind: match span.kind {
+                Kind::Server => SpanKind::Server,
+                Kind::Client => SpanKind::Client,
+            },
+            name: Cow::Owned(span.name.clone()),
+            start_time: span.start,
+            end_time: UNIX_EPOCH + Duration::from_nanos(END),
+            attributes: span.attributes.clone(),
+            dropped_attributes_count: 0,
+            events: Default::default(),
+            links: Default::default(),
+            status: if span.error {
+                Status::error("")
+            } else {
+                Status::Unset
+            },
+            instrumentation_scope: crate::spans::scope().clone(),
+        }
+    }
+
+    /// What `opentelemetry-otlp` sends for the same spans: the SDK's own conversion, encoded
+    /// by prost.
+    fn reference(resource: &Resource, spans: &[FinishedSpan]) -> ExportTraceServiceRequest {
+        use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
+        use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
+        ExportTraceServiceRequest {
+            resource_spans: group_spans_by_resource_and_scope(
+                spans.iter().map(span_data).collect(),
+                &ResourceAttributesWithSchema::from(resource),
+            ),
+        }
+    }
+
+    fn ours(resource: &Resource, spans: &[FinishedSpan]) -> Vec<u8> {
+        let mut encoded = Vec::new();
+        for span in spans {
+            nested(&mut encoded, 2, |out| {
+                encode_span(out, span, UNIX_EPOCH + Duration::from_nanos(END));
+            });
+        }
+        let head = Head {
+            resource: encode_resource(resource),
+            scope: encode_scope(crate::spans::scope()),
+        };
+        encode_request(&head, &encoded)
+    }
+
+    #[test]
+    fn the_bytes_decode_to_what_the_sdk_conversion_would_send() {
+        let long = "x".repeat(300); // a length that needs a two-byte varint
+        let spans = vec![
+            span(
+                "chat gpt-4o",
+                0,
+                false,
+                false,
+                vec![
+                    KeyValue::new("http.route", "/v1/chat/completions"),
+                    KeyValue::new("gen_ai.usage.input_tokens", 12_i64),
+                    KeyValue::new("negative", -3_i64),
+                    KeyValue::new("ok", true),
+                    KeyValue::new("ratio", 0.25),
+                    KeyValue::new("long", long.clone()),
+                    KeyValue::new(
+                        "gen_ai.response.finish_reasons",
+                        Value::Array(vec![opentelemetry::StringValue::from("stop")].into()),
+                    ),
+                    KeyValue::new("counts", Value::Array(vec![1_i64, 2].into())),
+                ],
+            ),
+            span(
+                "POST",
+                0x1234,
+                true,
+                true,
+                (0..40)
+                    .map(|i| KeyValue::new(format!("k{i}"), long.clone()))
+                    .collect(),
+            ),
+        ];
+        let resource = Resource::builder()
+            .with_service_name("tollgate-test")
+            .build();
+        let decoded =
+            ExportTraceServiceRequest::decode(ours(&resource, &spans).as_slice()).unwrap();
+        assert_eq!(decoded, reference(&resource, &spans));
+        let span = &decoded.resource_spans[0].scope_spans[0].spans[0];
+        assert_eq!(span.start_time_unix_nano, 1_700_000_000_123_456_789);
+        assert!(matches!(
+            span.attributes[0].value.as_ref().unwrap().value,
+            Some(any_value::Value::StringValue(ref s)) if s == "/v1/chat/completions"
+        ));
+    }
+
+    #[test]
+    fn varint_lengths_match_the_encoding() {
+        for v in [
+            0,
+            1,
+            127,
+            128,
+            16_383,
+            16_384,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ] {
+            let mut out = Vec::new();
+            varint(&mut out, v);
+            assert_eq!(out.len(), varint_len(v), "{v}");
+            assert_eq!(
+                prost::encoding::decode_varint(&mut out.as_slice()).unwrap(),
+                v
+            );
+        }
+    }
+}
