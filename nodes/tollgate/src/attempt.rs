@@ -17,8 +17,8 @@ use tollgate_api::{ApiError, Endpoint, Usage};
 use tollgate_budget::Ticket;
 use tollgate_providers::sse::UsageFilter;
 use tollgate_providers::{Call, ProviderError, Reply, collect, upstream_error};
-use tollgate_telemetry::spans::{FinishedSpan, Kind};
-use tollgate_telemetry::{KeyValue, Metrics, SpanIds};
+use tollgate_telemetry::spans::{Kind, Span};
+use tollgate_telemetry::{Metrics, SpanIds};
 
 use crate::models::Target;
 use crate::outcome::{operation_name, token_attributes};
@@ -52,9 +52,9 @@ pub(crate) struct Attempt {
     /// Opted-in tenant labels for the spend counter.
     pub(crate) tenant: Vec<(&'static str, String)>,
     /// The W3C trace headers sent upstream.
-    pub(crate) trace: Vec<(&'static str, http::HeaderValue)>,
+    pub(crate) trace: Vec<(http::HeaderName, http::HeaderValue)>,
     /// The attempt's span, when the request is traced; exported when the attempt ends.
-    pub(crate) span: Option<FinishedSpan>,
+    pub(crate) span: Option<Span>,
 }
 
 /// The span of one upstream attempt, `ids` a child of the request's span: named and labelled
@@ -63,28 +63,21 @@ pub(crate) fn attempt_span(
     ids: SpanIds,
     endpoint: Endpoint,
     deployment: &tollgate_config::Deployment,
-    id: &Arc<str>,
-) -> FinishedSpan {
+    id: &str,
+) -> Span {
     let operation = operation_name(endpoint);
-    let mut attributes = Vec::with_capacity(9);
-    attributes.push(KeyValue::new("gen_ai.operation.name", operation));
-    attributes.push(KeyValue::new(
-        "gen_ai.request.model",
-        deployment.upstream_model.clone(),
-    ));
-    attributes.push(KeyValue::new(
-        "gen_ai.provider.name",
-        deployment.provider.name(),
-    ));
-    attributes.push(KeyValue::new("tollgate.deployment", id.clone()));
-    FinishedSpan {
+    let model = &deployment.upstream_model;
+    let mut span = Span::start(
         ids,
-        kind: Kind::Client,
-        name: [operation, " ", &deployment.upstream_model].concat(),
-        start: SystemTime::now(),
-        attributes,
-        error: false,
-    }
+        Kind::Client,
+        &[operation, " ", model],
+        SystemTime::now(),
+    );
+    span.str("gen_ai.operation.name", operation);
+    span.str("gen_ai.request.model", model);
+    span.str("gen_ai.provider.name", deployment.provider.name());
+    span.str("tollgate.deployment", id);
+    span
 }
 
 impl Drop for Attempt {
@@ -156,10 +149,12 @@ impl Attempt {
                 return;
             }
         };
-        self.span_attribute(KeyValue::new(
-            "http.response.status_code",
-            i64::from(reply.status.as_u16()),
-        ));
+        if let Some(span) = &mut self.span {
+            span.int(
+                "http.response.status_code",
+                i64::from(reply.status.as_u16()),
+            );
+        }
         if !reply.status.is_success() {
             self.upstream_done(false, started);
             let error = refusal(reply, &id).await;
@@ -280,17 +275,10 @@ impl Attempt {
         send(&mut client, Piece::End { usage, failure }).await;
     }
 
-    fn span_attribute(&mut self, attribute: KeyValue) {
-        if let Some(span) = &mut self.span {
-            span.attributes.push(attribute);
-        }
-    }
-
     fn span_failed(&mut self, error_type: &'static str) {
         if let Some(span) = &mut self.span {
-            span.attributes
-                .push(KeyValue::new("error.type", error_type));
-            span.error = true;
+            span.str("error.type", error_type);
+            span.failed();
         }
     }
 
@@ -352,8 +340,7 @@ impl Attempt {
         if usage.input_tokens + usage.output_tokens > 0
             && let Some(span) = &mut self.span
         {
-            span.attributes
-                .extend(token_attributes(usage.input_tokens, usage.output_tokens));
+            token_attributes(span, usage.input_tokens, usage.output_tokens);
         }
         if usage.cost > 0 {
             let provider = self.target.upstream.deployment.provider.name();

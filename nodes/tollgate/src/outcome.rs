@@ -11,10 +11,10 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use tollgate_api::{ApiError, Endpoint, ErrorCode, Usage};
-use tollgate_telemetry::spans::{FinishedSpan, Kind};
-use tollgate_telemetry::{AccessRecord, KeyValue, Metrics, RequestRecord, SpanIds, trace_request};
+use tollgate_telemetry::spans::{Kind, Span, TRACEPARENT, TRACESTATE};
+use tollgate_telemetry::{AccessRecord, Metrics, RequestRecord, SpanIds, trace_request};
 
 use crate::respond::REQUEST_ID;
 
@@ -77,11 +77,11 @@ impl Outcomes {
             .filter(|v| is_sane_id(v.as_bytes()))
             .cloned()
             .unwrap_or_else(|| self.new_id());
-        let client_trace = headers.get("traceparent");
+        let client_trace = headers.get(TRACEPARENT);
         Outcome {
             trace: trace_request(client_trace).map(|ids| (ids, SystemTime::now())),
             client_trace: client_trace.cloned(),
-            client_tracestate: headers.get("tracestate").cloned(),
+            client_tracestate: headers.get(TRACESTATE).cloned(),
             sink: self.clone(),
             request_id,
             method: method.clone(),
@@ -180,62 +180,50 @@ fn trace_outcome(o: &Outcome, status: u16) {
     let Some((ids, start)) = o.trace else {
         return;
     };
-    let model = o.model.as_deref();
-    let mut attributes = Vec::with_capacity(12);
-    attributes.push(KeyValue::new(
-        "http.request.method",
-        o.method.as_str().to_owned(),
-    ));
-    attributes.push(KeyValue::new("http.route", o.route));
-    attributes.push(KeyValue::new(
-        "http.response.status_code",
-        i64::from(status),
-    ));
+    // The GenAI conventions' name once the model is known (`chat gpt-4o`), else the route's.
+    let mut span = match (o.endpoint, o.model.as_deref()) {
+        (Some(endpoint), Some(model)) => Span::start(
+            ids,
+            Kind::Server,
+            &[operation_name(endpoint), " ", model],
+            start,
+        ),
+        _ => Span::start(ids, Kind::Server, &[o.method.as_str(), " ", o.route], start),
+    };
+    span.str("http.request.method", o.method.as_str());
+    span.str("http.route", o.route);
+    span.int("http.response.status_code", i64::from(status));
     if let Some(endpoint) = o.endpoint {
-        attributes.push(KeyValue::new(
-            "gen_ai.operation.name",
-            operation_name(endpoint),
-        ));
+        span.str("gen_ai.operation.name", operation_name(endpoint));
     }
     if let Some(model) = &o.model {
-        attributes.push(KeyValue::new("gen_ai.request.model", model.clone()));
-        attributes.push(KeyValue::new("gen_ai.provider.name", o.provider));
+        span.str("gen_ai.request.model", model);
+        span.str("gen_ai.provider.name", o.provider);
     }
     if let Some(deployment) = &o.deployment {
-        attributes.push(KeyValue::new("tollgate.deployment", deployment.clone()));
+        span.str("tollgate.deployment", deployment);
     }
     if let Some(usage) = o.usage {
-        attributes.extend(token_attributes(usage.input_tokens, usage.output_tokens));
+        token_attributes(&mut span, usage.input_tokens, usage.output_tokens);
     }
     if let Some(error) = o.error {
-        attributes.push(KeyValue::new("error.type", error.code()));
+        span.str("error.type", error.code());
     }
-    attributes.push(KeyValue::new(
+    span.str(
         "tollgate.request_id",
-        o.request_id.to_str().unwrap_or_default().to_owned(),
-    ));
-    // The GenAI conventions' name once the model is known (`chat gpt-4o`), else the route's.
-    let name = match (o.endpoint, model) {
-        (Some(endpoint), Some(model)) => [operation_name(endpoint), " ", model].concat(),
-        _ => [o.method.as_str(), " ", o.route].concat(),
-    };
-    tollgate_telemetry::spans::export(FinishedSpan {
-        ids,
-        kind: Kind::Server,
-        name,
-        start,
-        attributes,
-        error: status >= 500 || o.error.is_some(),
-    });
+        o.request_id.to_str().unwrap_or_default(),
+    );
+    if status >= 500 || o.error.is_some() {
+        span.failed();
+    }
+    tollgate_telemetry::spans::export(span);
 }
 
 /// The GenAI conventions' token attributes (OTel integers are signed).
-pub(crate) fn token_attributes(input: u64, output: u64) -> [KeyValue; 2] {
+pub(crate) fn token_attributes(span: &mut Span, input: u64, output: u64) {
     let int = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-    [
-        KeyValue::new("gen_ai.usage.input_tokens", int(input)),
-        KeyValue::new("gen_ai.usage.output_tokens", int(output)),
-    ]
+    span.int("gen_ai.usage.input_tokens", int(input));
+    span.int("gen_ai.usage.output_tokens", int(output));
 }
 
 /// The GenAI conventions' `gen_ai.operation.name`.
@@ -311,18 +299,18 @@ impl Outcome {
     pub(crate) fn upstream_trace(
         &self,
         attempt: Option<&SpanIds>,
-    ) -> Vec<(&'static str, HeaderValue)> {
+    ) -> Vec<(HeaderName, HeaderValue)> {
         let mut headers = Vec::new();
         match attempt {
-            Some(ids) => headers.push(("traceparent", ids.traceparent())),
+            Some(ids) => headers.push((TRACEPARENT, ids.traceparent())),
             None => {
                 if let Some(parent) = &self.client_trace {
-                    headers.push(("traceparent", parent.clone()));
+                    headers.push((TRACEPARENT, parent.clone()));
                 }
             }
         }
         if let Some(state) = &self.client_tracestate {
-            headers.push(("tracestate", state.clone()));
+            headers.push((TRACESTATE, state.clone()));
         }
         headers
     }

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use tollgate_api::Endpoint;
 use tollgate_config::{Deployment, Provider, RouterSettings};
 
@@ -27,7 +27,7 @@ pub struct Call<'a> {
     /// 1 for the first attempt; sent as `x-tollgate-attempt`.
     pub attempt: u32,
     /// W3C trace context of this attempt (`traceparent`, `tracestate`), sent upstream.
-    pub trace: Vec<(&'static str, HeaderValue)>,
+    pub trace: Vec<(HeaderName, HeaderValue)>,
 }
 
 /// The upstream's answer: status and headers are known, the body is still to be read.

@@ -22,14 +22,14 @@
 //! (counted in the next warning): spans are never worth blocking requests for.
 
 mod settings;
-mod wire;
+pub(crate) mod wire;
 
 pub(crate) use settings::ExportSettings;
-use wire::{Head, encode_request, encode_resource, encode_scope, encode_span, nested};
+use wire::{Head, encode_resource, encode_scope, request_prefix, scope_span};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes};
 use http::uri::PathAndQuery;
@@ -49,8 +49,6 @@ const DELAY: Duration = Duration::from_secs(5);
 const MAX_QUEUED: usize = 2048;
 /// How long shutdown waits for the last export.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
-
-use crate::spans::FinishedSpan;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ExporterError {
@@ -97,7 +95,7 @@ impl Client {
     }
 
     /// Sends one encoded request, retrying what the specification says to retry.
-    async fn export(&self, body: Bytes) -> Result<(), tonic::Status> {
+    async fn export(&self, body: Batch) -> Result<(), tonic::Status> {
         let mut attempt = 0;
         loop {
             match self.send(body.clone()).await {
@@ -110,7 +108,7 @@ impl Client {
         }
     }
 
-    async fn send(&self, body: Bytes) -> Result<(), tonic::Status> {
+    async fn send(&self, body: Batch) -> Result<(), tonic::Status> {
         let mut grpc = tonic::client::Grpc::new(self.channel.clone());
         grpc.ready()
             .await
@@ -141,17 +139,16 @@ struct Pending {
 }
 
 impl Queue {
-    /// Encodes an ended span into the next batch; drops it when the collector has fallen
-    /// behind by [`MAX_QUEUED`] spans. Never blocks on the network.
-    pub(crate) fn push(&self, span: &FinishedSpan) {
-        let end = SystemTime::now();
+    /// Adds a finished span's body ([`crate::spans::Span`]) to the next batch; drops it when
+    /// the collector has fallen behind by [`MAX_QUEUED`] spans. Never blocks on the network.
+    pub(crate) fn push(&self, span: Vec<u8>) {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         if pending.count >= MAX_QUEUED || pending.stopping {
             drop(pending);
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        nested(&mut pending.spans, 2, |out| encode_span(out, span, end));
+        scope_span(&mut pending.spans, &span);
         pending.count += 1;
         let full = pending.count == BATCH;
         drop(pending);
@@ -160,10 +157,12 @@ impl Queue {
         }
     }
 
-    /// What has gathered, leaving an empty batch behind.
+    /// What has gathered, leaving an empty batch behind, as large as this one was (a batch
+    /// that grows by reallocating copies itself each time, under the lock).
     fn take(&self) -> (Vec<u8>, usize, bool) {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let spans = std::mem::replace(&mut pending.spans, Vec::with_capacity(64 * 1024));
+        let capacity = pending.spans.len().max(64 * 1024);
+        let spans = std::mem::replace(&mut pending.spans, Vec::with_capacity(capacity));
         let count = std::mem::take(&mut pending.count);
         (spans, count, pending.stopping)
     }
@@ -248,7 +247,10 @@ async fn run(client: Client, head: Head, queue: Arc<Queue>) {
         }
         let (spans, count, stopping) = queue.take();
         if count > 0 {
-            let body = Bytes::from(encode_request(&head, &spans));
+            let body = Batch {
+                prefix: Bytes::from(request_prefix(&head, spans.len())),
+                spans: Bytes::from(spans),
+            };
             if let Err(status) = client.export(body).await {
                 tracing::warn!(
                     spans = count,
@@ -297,13 +299,20 @@ fn retryable(code: tonic::Code) -> bool {
     )
 }
 
+/// An encoded `ExportTraceServiceRequest`: the envelope up to the span list, and the spans.
+#[derive(Clone, Debug, Default)]
+struct Batch {
+    prefix: Bytes,
+    spans: Bytes,
+}
+
 /// Sends already-encoded request bytes; the response (an empty message or a partial-success
 /// note) is not needed.
 #[derive(Clone, Copy, Debug)]
 struct RawCodec;
 
 impl Codec for RawCodec {
-    type Encode = Bytes;
+    type Encode = Batch;
     type Decode = ();
     type Encoder = RawCodec;
     type Decoder = RawCodec;
@@ -316,10 +325,12 @@ impl Codec for RawCodec {
 }
 
 impl Encoder for RawCodec {
-    type Item = Bytes;
+    type Item = Batch;
     type Error = tonic::Status;
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
-        dst.put(item);
+    fn encode(&mut self, item: Batch, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        dst.reserve(item.prefix.len() + item.spans.len());
+        dst.put(item.prefix);
+        dst.put(item.spans);
         Ok(())
     }
 }
@@ -433,7 +444,7 @@ mod tests {
         };
         let (exporter, queue) = Exporter::start(&settings, &Resource::builder().build()).unwrap();
         for i in 0..3 {
-            queue.push(&span("chat m", i, false, false, vec![]));
+            queue.push(span("chat m", i, false, false, vec![]).ours());
         }
         // Shutting down sends what waits.
         tokio::task::spawn_blocking(move || drop(exporter))
@@ -444,7 +455,7 @@ mod tests {
             [(Some("ml".to_owned()), 3), (Some("ml".to_owned()), 3)],
             "refused once as busy, then accepted"
         );
-        queue.push(&span("late", 0, false, false, vec![]));
+        queue.push(span("late", 0, false, false, vec![]).ours());
         assert_eq!(queue.take().1, 0, "nothing is queued once stopped");
 
         // Nobody listening: the export fails after its retries instead of hanging.
@@ -463,7 +474,7 @@ mod tests {
             timeout: Duration::from_secs(1),
         };
         let started = std::time::Instant::now();
-        assert!(client.export(Bytes::from_static(b"")).await.is_err());
+        assert!(client.export(Batch::default()).await.is_err());
         assert!(started.elapsed() < Duration::from_secs(10));
     }
 
@@ -471,7 +482,7 @@ mod tests {
     fn a_collector_that_falls_behind_costs_spans_not_memory() {
         let queue = Queue::default();
         for _ in 0..MAX_QUEUED + 10 {
-            queue.push(&span("chat m", 0, false, false, vec![]));
+            queue.push(span("chat m", 0, false, false, vec![]).ours());
         }
         assert_eq!(queue.dropped.load(Ordering::Relaxed), 10);
         let (spans, count, stopping) = queue.take();
@@ -481,12 +492,13 @@ mod tests {
             scope: Vec::new(),
         };
         let request =
-            ExportTraceServiceRequest::decode(encode_request(&head, &spans).as_slice()).unwrap();
+            ExportTraceServiceRequest::decode(wire::tests::request(&head, &spans).as_slice())
+                .unwrap();
         assert_eq!(
             request.resource_spans[0].scope_spans[0].spans.len(),
             MAX_QUEUED
         );
-        queue.push(&span("chat m", 0, false, false, vec![]));
+        queue.push(span("chat m", 0, false, false, vec![]).ours());
         assert_eq!(queue.take().1, 1, "room again once taken");
     }
 }

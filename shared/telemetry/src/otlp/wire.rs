@@ -8,7 +8,7 @@ use opentelemetry::trace::SpanId;
 use opentelemetry::{Array, InstrumentationScope, Value};
 use opentelemetry_sdk::Resource;
 
-use crate::spans::{FinishedSpan, Kind};
+use crate::spans::{Kind, SpanIds};
 
 /// The resource and scope every request carries, encoded once.
 pub(super) struct Head {
@@ -46,7 +46,7 @@ fn bytes_field(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
 
 /// A length-delimited field whose body `write` appends; the body is written after a
 /// one-byte length slot and moved along when its length needs more bytes.
-pub(super) fn nested(out: &mut Vec<u8>, field: u32, write: impl FnOnce(&mut Vec<u8>)) {
+fn nested(out: &mut Vec<u8>, field: u32, write: impl FnOnce(&mut Vec<u8>)) {
     key(out, field, LEN);
     let at = out.len();
     out.push(0);
@@ -75,52 +75,70 @@ pub(super) fn encode_scope(scope: &InstrumentationScope) -> Vec<u8> {
     out
 }
 
-/// `ExportTraceServiceRequest { resource_spans: [ResourceSpans { resource, scope_spans:
-/// [ScopeSpans { scope, spans }] }] }`: every span this node makes has the same resource and
-/// scope; `spans` are already encoded `ScopeSpans.spans` entries.
-pub(super) fn encode_request(head: &Head, spans: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(spans.len() + head.resource.len() + head.scope.len() + 32);
-    nested(&mut out, 1, |resource_spans| {
-        bytes_field(resource_spans, 1, &head.resource);
-        nested(resource_spans, 2, |scope_spans| {
-            bytes_field(scope_spans, 1, &head.scope);
-            scope_spans.extend_from_slice(spans);
-        });
-    });
+/// The start of an `ExportTraceServiceRequest { resource_spans: [ResourceSpans { resource,
+/// scope_spans: [ScopeSpans { scope, spans }] }] }` whose `spans`, `spans_len` bytes of
+/// already encoded `ScopeSpans.spans` entries, follow it: every span this node makes has the
+/// same resource and scope.
+pub(super) fn request_prefix(head: &Head, spans_len: usize) -> Vec<u8> {
+    let field_len = |len: usize| 1 + varint_len(len as u64) + len;
+    let scope_spans = field_len(head.scope.len()) + spans_len;
+    let resource_spans = field_len(head.resource.len()) + field_len(scope_spans);
+    let mut out = Vec::with_capacity(field_len(resource_spans) - spans_len);
+    key(&mut out, 1, LEN);
+    varint(&mut out, resource_spans as u64);
+    bytes_field(&mut out, 1, &head.resource);
+    key(&mut out, 2, LEN);
+    varint(&mut out, scope_spans as u64);
+    bytes_field(&mut out, 1, &head.scope);
     out
 }
 
-/// The body of a `Span`.
-pub(super) fn encode_span(out: &mut Vec<u8>, span: &FinishedSpan, end: SystemTime) {
-    let ids = &span.ids;
+/// A finished `Span` body as an entry of `ScopeSpans.spans` (field 2).
+pub(super) fn scope_span(out: &mut Vec<u8>, span: &[u8]) {
+    bytes_field(out, 2, span);
+}
+
+/// What a `Span` body starts with: ids, name (its parts joined), kind and start time.
+pub(crate) fn span_head(
+    out: &mut Vec<u8>,
+    ids: &SpanIds,
+    kind: Kind,
+    name: &[&str],
+    start: SystemTime,
+) {
     bytes_field(out, 1, &ids.trace_id.to_bytes());
     bytes_field(out, 2, &ids.span_id.to_bytes());
     if ids.parent != SpanId::INVALID {
         bytes_field(out, 4, &ids.parent.to_bytes());
     }
-    bytes_field(out, 5, span.name.as_bytes());
+    key(out, 5, LEN);
+    varint(out, name.iter().map(|part| part.len() as u64).sum());
+    for part in name {
+        out.extend_from_slice(part.as_bytes());
+    }
     key(out, 6, VARINT);
     varint(
         out,
-        match span.kind {
+        match kind {
             Kind::Server => 2,
             Kind::Client => 3,
         },
     );
     key(out, 7, FIXED64);
-    out.extend_from_slice(&unix_nanos(span.start).to_le_bytes());
+    out.extend_from_slice(&unix_nanos(start).to_le_bytes());
+}
+
+/// What a `Span` body ends with: end time, status and flags.
+pub(crate) fn span_tail(out: &mut Vec<u8>, ids: &SpanIds, end: SystemTime, error: bool) {
     key(out, 8, FIXED64);
     out.extend_from_slice(&unix_nanos(end).to_le_bytes());
-    for attribute in &span.attributes {
-        encode_key_value(out, 9, attribute.key.as_str(), &attribute.value);
-    }
     // Status: ERROR (2) for a failure, else UNSET (an empty message).
-    nested(out, 15, |status| {
-        if span.error {
-            key(status, 3, VARINT);
-            varint(status, 2);
-        }
-    });
+    key(out, 15, LEN);
+    if error {
+        out.extend_from_slice(&[2, 3 << 3 | VARINT as u8, 2]);
+    } else {
+        out.push(0);
+    }
     // Span flags: sampled, and whether the parent is known to be remote.
     let flags: u32 = if ids.parent_remote { 0x301 } else { 0x101 };
     key(out, 16, FIXED32);
@@ -132,23 +150,50 @@ fn unix_nanos(time: std::time::SystemTime) -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
-/// `KeyValue { key = 1, value = 2: AnyValue }` as field `field` of the enclosing message.
-/// Strings and numbers, nearly every attribute, have their lengths worked out up front.
-fn encode_key_value(out: &mut Vec<u8>, field: u32, name: &str, value: &Value) {
-    let Some(any_len) = scalar_len(value) else {
-        return nested(out, field, |kv| {
-            bytes_field(kv, 1, name.as_bytes());
-            nested(kv, 2, |any| encode_any_value(any, value));
-        });
-    };
+/// A string attribute of a `Span` (`attributes = 9`).
+pub(crate) fn string_attribute(out: &mut Vec<u8>, name: &str, value: &str) {
+    key_value_head(
+        out,
+        9,
+        name,
+        1 + varint_len(value.len() as u64) + value.len(),
+    );
+    bytes_field(out, 1, value.as_bytes());
+}
+
+/// An integer attribute of a `Span` (`attributes = 9`).
+pub(crate) fn int_attribute(out: &mut Vec<u8>, name: &str, value: i64) {
+    key_value_head(out, 9, name, 1 + varint_len(value as u64));
+    key(out, 3, VARINT);
+    varint(out, value as u64);
+}
+
+/// A `KeyValue { key = 1, value = 2: AnyValue }` as field `field`, up to the `AnyValue`'s
+/// body of `any_len` bytes, which the caller writes next.
+fn key_value_head(out: &mut Vec<u8>, field: u32, name: &str, any_len: usize) {
     let kv_len =
         1 + varint_len(name.len() as u64) + name.len() + 1 + varint_len(any_len as u64) + any_len;
+    out.reserve(kv_len + 6);
     key(out, field, LEN);
     varint(out, kv_len as u64);
     bytes_field(out, 1, name.as_bytes());
     key(out, 2, LEN);
     varint(out, any_len as u64);
-    encode_any_value(out, value);
+}
+
+/// `KeyValue` of any value as field `field` of the enclosing message (the resource's
+/// attributes). Strings and numbers have their lengths worked out up front.
+fn encode_key_value(out: &mut Vec<u8>, field: u32, name: &str, value: &Value) {
+    match scalar_len(value) {
+        Some(any_len) => {
+            key_value_head(out, field, name, any_len);
+            encode_any_value(out, value);
+        }
+        None => nested(out, field, |kv| {
+            bytes_field(kv, 1, name.as_bytes());
+            nested(kv, 2, |any| encode_any_value(any, value));
+        }),
+    }
 }
 
 /// The encoded length of an `AnyValue` holding a string, bool or number.
@@ -211,7 +256,7 @@ pub(super) fn encode_resource(resource: &Resource) -> Vec<u8> {
 #[cfg(test)]
 pub(in crate::otlp) mod tests {
     use super::*;
-    use crate::spans::SpanIds;
+    use crate::spans::Span;
     use opentelemetry::KeyValue;
     use opentelemetry::trace::{SpanContext, SpanKind, Status, TraceFlags, TraceId, TraceState};
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -223,14 +268,24 @@ pub(in crate::otlp) mod tests {
 
     const END: u64 = 1_700_000_000_223_456_789;
 
+    /// A span as the test describes it, to be written by [`Span`] and by the SDK.
+    pub(in crate::otlp) struct TestSpan {
+        ids: SpanIds,
+        kind: Kind,
+        name: Vec<&'static str>,
+        start: SystemTime,
+        attributes: Vec<KeyValue>,
+        error: bool,
+    }
+
     pub(in crate::otlp) fn span(
-        name: &str,
+        name: &'static str,
         parent: u64,
         remote: bool,
         error: bool,
         attributes: Vec<KeyValue>,
-    ) -> FinishedSpan {
-        FinishedSpan {
+    ) -> TestSpan {
+        TestSpan {
             ids: SpanIds {
                 trace_id: TraceId::from(0x0af7651916cd43dd8448eb211c80319c),
                 span_id: SpanId::from(0xb7ad6b7169203331 + parent),
@@ -242,70 +297,94 @@ pub(in crate::otlp) mod tests {
             } else {
                 Kind::Client
             },
-            name: name.to_owned(),
+            name: name.split_inclusive(' ').collect(),
             start: UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_456_789),
             attributes,
             error,
         }
     }
 
-    /// The same span as the OpenTelemetry SDK's span data.
-    fn span_data(span: &FinishedSpan) -> SpanData {
-        SpanData {
-            span_context: SpanContext::new(
-                span.ids.trace_id,
-                span.ids.span_id,
-                TraceFlags::SAMPLED,
-                false,
-                TraceState::NONE,
-            ),
-            parent_span_id: span.ids.parent,
-            parent_span_is_remote: span.ids.parent_remote,
-            span_kind: match span.kind {
-                Kind::Server => SpanKind::Server,
-                Kind::Client => SpanKind::Client,
-            },
-            name: Cow::Owned(span.name.clone()),
-            start_time: span.start,
-            end_time: UNIX_EPOCH + Duration::from_nanos(END),
-            attributes: span.attributes.clone(),
-            dropped_attributes_count: 0,
-            events: Default::default(),
-            links: Default::default(),
-            status: if span.error {
-                Status::error("")
-            } else {
-                Status::Unset
-            },
-            instrumentation_scope: crate::spans::scope().clone(),
+    impl TestSpan {
+        /// The `Span` body our [`Span`] writes, ended at [`END`].
+        pub(in crate::otlp) fn ours(&self) -> Vec<u8> {
+            let mut span = Span::start(self.ids, self.kind, &self.name, self.start);
+            for attribute in &self.attributes {
+                let name = attribute.key.as_str();
+                match &attribute.value {
+                    Value::String(s) => span.str(name, s.as_str()),
+                    Value::I64(i) => span.int(name, *i),
+                    other => panic!("spans carry strings and integers, not {other:?}"),
+                }
+            }
+            if self.error {
+                span.failed();
+            }
+            span.finish(UNIX_EPOCH + Duration::from_nanos(END))
+        }
+
+        /// The same span as the OpenTelemetry SDK's span data.
+        fn data(&self) -> SpanData {
+            SpanData {
+                span_context: SpanContext::new(
+                    self.ids.trace_id,
+                    self.ids.span_id,
+                    TraceFlags::SAMPLED,
+                    false,
+                    TraceState::NONE,
+                ),
+                parent_span_id: self.ids.parent,
+                parent_span_is_remote: self.ids.parent_remote,
+                span_kind: match self.kind {
+                    Kind::Server => SpanKind::Server,
+                    Kind::Client => SpanKind::Client,
+                },
+                name: Cow::Owned(self.name.concat()),
+                start_time: self.start,
+                end_time: UNIX_EPOCH + Duration::from_nanos(END),
+                attributes: self.attributes.clone(),
+                dropped_attributes_count: 0,
+                events: Default::default(),
+                links: Default::default(),
+                status: if self.error {
+                    Status::error("")
+                } else {
+                    Status::Unset
+                },
+                instrumentation_scope: crate::spans::scope().clone(),
+            }
         }
     }
 
     /// What `opentelemetry-otlp` sends for the same spans: the SDK's own conversion, encoded
     /// by prost.
-    fn reference(resource: &Resource, spans: &[FinishedSpan]) -> ExportTraceServiceRequest {
+    fn reference(resource: &Resource, spans: &[TestSpan]) -> ExportTraceServiceRequest {
         use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
         use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
         ExportTraceServiceRequest {
             resource_spans: group_spans_by_resource_and_scope(
-                spans.iter().map(span_data).collect(),
+                spans.iter().map(TestSpan::data).collect(),
                 &ResourceAttributesWithSchema::from(resource),
             ),
         }
     }
 
-    fn ours(resource: &Resource, spans: &[FinishedSpan]) -> Vec<u8> {
+    /// A whole request as the export thread sends it.
+    pub(in crate::otlp) fn request(head: &Head, spans: &[u8]) -> Vec<u8> {
+        let mut out = request_prefix(head, spans.len());
+        out.extend_from_slice(spans);
+        out
+    }
+
+    fn ours(resource: &Resource, spans: &[TestSpan]) -> Vec<u8> {
         let mut encoded = Vec::new();
         for span in spans {
-            nested(&mut encoded, 2, |out| {
-                encode_span(out, span, UNIX_EPOCH + Duration::from_nanos(END));
-            });
+            scope_span(&mut encoded, &span.ours());
         }
         let head = Head {
             resource: encode_resource(resource),
             scope: encode_scope(crate::spans::scope()),
         };
-        encode_request(&head, &encoded)
+        request(&head, &encoded)
     }
 
     #[test]
@@ -321,14 +400,8 @@ pub(in crate::otlp) mod tests {
                     KeyValue::new("http.route", "/v1/chat/completions"),
                     KeyValue::new("gen_ai.usage.input_tokens", 12_i64),
                     KeyValue::new("negative", -3_i64),
-                    KeyValue::new("ok", true),
-                    KeyValue::new("ratio", 0.25),
                     KeyValue::new("long", long.clone()),
-                    KeyValue::new(
-                        "gen_ai.response.finish_reasons",
-                        Value::Array(vec![opentelemetry::StringValue::from("stop")].into()),
-                    ),
-                    KeyValue::new("counts", Value::Array(vec![1_i64, 2].into())),
+                    KeyValue::new("", ""),
                 ],
             ),
             span(
@@ -341,18 +414,43 @@ pub(in crate::otlp) mod tests {
                     .collect(),
             ),
         ];
+        // The resource's attributes go through the general encoding: every kind of value.
         let resource = Resource::builder()
             .with_service_name("tollgate-test")
+            .with_attributes([
+                KeyValue::new("ok", true),
+                KeyValue::new("ratio", 0.25),
+                KeyValue::new("n", 7_i64),
+                KeyValue::new("long", long.clone()),
+                KeyValue::new(
+                    "names",
+                    Value::Array(vec![opentelemetry::StringValue::from("stop")].into()),
+                ),
+                KeyValue::new("counts", Value::Array(vec![1_i64, 2].into())),
+                KeyValue::new("flags", Value::Array(vec![true, false].into())),
+                KeyValue::new("ratios", Value::Array(vec![0.5, 1.5].into())),
+            ])
             .build();
         let decoded =
             ExportTraceServiceRequest::decode(ours(&resource, &spans).as_slice()).unwrap();
         assert_eq!(decoded, reference(&resource, &spans));
         let span = &decoded.resource_spans[0].scope_spans[0].spans[0];
+        assert_eq!(span.name, "chat gpt-4o");
         assert_eq!(span.start_time_unix_nano, 1_700_000_000_123_456_789);
         assert!(matches!(
             span.attributes[0].value.as_ref().unwrap().value,
             Some(any_value::Value::StringValue(ref s)) if s == "/v1/chat/completions"
         ));
+        assert_eq!(
+            decoded.resource_spans[0]
+                .resource
+                .as_ref()
+                .unwrap()
+                .attributes
+                .len(),
+            resource.len(),
+            "every resource attribute arrives"
+        );
     }
 
     #[test]
