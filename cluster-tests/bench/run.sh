@@ -181,6 +181,15 @@ rss_kb() { # pid: RSS of the process plus its direct children (nginx master + wo
     echo "$total"
 }
 kb_to_mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+CLK_TCK=$(getconf CLK_TCK)
+cpu_ticks() { # pid: user + system CPU time of the process and its direct children, in ticks
+    local total=0 p
+    for p in "$1" $(pgrep -P "$1" 2>/dev/null || true); do
+        # Fields 14 and 15 of /proc/PID/stat, counted after the ")" that ends the command name.
+        total=$((total + $(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 }' || echo 0)))
+    done
+    echo "$total"
+}
 
 free_port() { # a port no socket uses, below the usual ephemeral range
     local used p
@@ -353,11 +362,14 @@ done
 
 mock_spans() { curl -sS --max-time 5 "${URL[direct]}/mock/spans" | sed -n 's/.*"received":\([0-9]*\).*/\1/p'; }
 if wants tollgate-otel; then # its verification requests' spans must reach the sink (batched: ≤ 5 s)
+    expected=0 # a request span and an upstream-attempt span per verification request
+    for _ in $MODES; do expected=$((expected + 2)); done
     for ((i = 0; i < 80; i++)); do
-        (($(mock_spans || echo 0) >= 4)) && break
+        (($(mock_spans || echo 0) >= expected)) && break
         sleep 0.1
     done
-    (($(mock_spans || echo 0) >= 4)) || die "tollgate-otel's spans did not reach the OTLP sink (received $(mock_spans))"
+    (($(mock_spans || echo 0) >= expected)) ||
+        die "tollgate-otel's spans did not reach the OTLP sink (received $(mock_spans), expected $expected)"
     log "OTLP sink received $(mock_spans) spans from the verification requests"
 fi
 
@@ -396,7 +408,7 @@ median() { # numbers... -> the middle one (the lower middle for an even count)
     printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
 }
 
-declare -A RPS P50 P99 NON2XX SOCK RSS ALL_RPS ALL_P50 ALL_P99
+declare -A RPS P50 P99 NON2XX SOCK RSS CPU_US ALL_RPS ALL_P50 ALL_P99 ALL_CPU
 nruns=0
 for _ in $MODES; do for _ in $CONCURRENCY; do for _ in $TARGETS; do nruns=$((nruns + ROUNDS)); done; done; done
 log "$nruns runs of ${DURATION}s (+${WARMUP}s warm-up before each target's first round):" \
@@ -413,7 +425,9 @@ for mode in $MODES; do
                     run_wrk "$target" "$mode" "$conc" "$WARMUP" "$WORK/warmup.txt"
                 fi
                 out="$WORK/run-$mode-$conc-$target-$round.txt"
+                ticks=$(cpu_ticks "${PID[$target]}")
                 run_wrk "$target" "$mode" "$conc" "$DURATION" "$out"
+                ticks=$(($(cpu_ticks "${PID[$target]}") - ticks))
                 RSS[$k]=$(rss_kb "${PID[$target]}")
                 line=$(grep -m1 '^BENCH ' "$out")
                 reqs=$(field requests "$line")
@@ -421,6 +435,9 @@ for mode in $MODES; do
                 rps=$(awk -v r="$reqs" -v d="$dur" 'BEGIN { printf "%.0f", (d > 0 ? r / (d / 1e6) : 0) }')
                 p50=$(awk -v u="$(field p50_us "$line")" 'BEGIN { printf "%.3f", u / 1000 }')
                 p99=$(awk -v u="$(field p99_us "$line")" 'BEGIN { printf "%.3f", u / 1000 }')
+                cpu=$(awk -v t="$ticks" -v hz="$CLK_TCK" -v r="$reqs" \
+                    'BEGIN { printf "%.1f", (r > 0 ? t * 1e6 / hz / r : 0) }')
+                ALL_CPU[$k]+="$cpu "
                 ALL_RPS[$k]+="$rps "
                 ALL_P50[$k]+="$p50 "
                 ALL_P99[$k]+="$p99 "
@@ -429,7 +446,7 @@ for mode in $MODES; do
                     $(field write "$line") + $(field timeout "$line")))
                 log "[$run/$nruns] $mode c=$conc $target (round $round): $rps req/s, p50 $p50 ms," \
                     "p99 $p99 ms, non-2xx ${NON2XX[$k]}, socket errors ${SOCK[$k]}," \
-                    "RSS $(kb_to_mb "${RSS[$k]}") MB"
+                    "RSS $(kb_to_mb "${RSS[$k]}") MB, CPU $cpu µs/request"
             done
         done
         for target in $TARGETS; do
@@ -440,6 +457,8 @@ for mode in $MODES; do
             P50[$k]=$(median ${ALL_P50[$k]})
             # shellcheck disable=SC2086
             P99[$k]=$(median ${ALL_P99[$k]})
+            # shellcheck disable=SC2086
+            CPU_US[$k]=$(median ${ALL_CPU[$k]})
         done
     done
 done
@@ -483,16 +502,18 @@ report() {
         "round), median round shown; ${WARMUP}s warm-up before each target's first round; gateway" \
         "(nginx/tollgate) on core $GATEWAY_CORE, mock provider and wrk on core $LOAD_CORE; body: 1 user" \
         "message, max_tokens 16. non-2xx counts all rounds. RSS is the process under test (direct:" \
-        "the mock; nginx: master + worker) right after its last run."
+        "the mock; nginx: master + worker) right after its last run. CPU is the process under test's" \
+        "user + system time during the run per request served (median round); at c=32/128 the" \
+        "gateway's core is saturated, so it is the cost that bounds throughput, with less noise."
     echo
-    echo "| mode | concurrency | target | req/s | p50 ms | p99 ms | non-2xx | RSS MB |"
-    echo "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |"
+    echo "| mode | concurrency | target | req/s | p50 ms | p99 ms | non-2xx | RSS MB | CPU µs/req |"
+    echo "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
     local mode conc target k
     for mode in $MODES; do
         for conc in $CONCURRENCY; do
             for target in $TARGETS; do
                 k="$mode|$conc|$target"
-                echo "| $mode | $conc | $target | ${RPS[$k]} | ${P50[$k]} | ${P99[$k]} | $(errors_cell "$k") | $(kb_to_mb "${RSS[$k]}") |"
+                echo "| $mode | $conc | $target | ${RPS[$k]} | ${P50[$k]} | ${P99[$k]} | $(errors_cell "$k") | $(kb_to_mb "${RSS[$k]}") | ${CPU_US[$k]} |"
             done
         done
     done
@@ -555,6 +576,21 @@ report() {
             for conc in $CONCURRENCY; do
                 ratio_row "$mode|$conc|$variant" "$mode|$conc|tollgate-bare" 0.95 \
                     "$mode c=$conc: metrics + OTLP traces ($what) ÷ both off, req/s"
+            done
+        done
+    done
+    # The same comparison as CPU time per request (the inverse of what throughput would be on
+    # a saturated core), reported beside the throughput checks, not as a check of its own.
+    for variant in tollgate-otel tollgate-otel10; do
+        what="every request traced"
+        [[ $variant == tollgate-otel10 ]] && what="1 in 10 requests traced"
+        for mode in $MODES; do
+            for conc in 32 128; do
+                t="$mode|$conc|$variant" d="$mode|$conc|tollgate-bare"
+                has "$t" && has "$d" || continue
+                v=$(awk -v a="${CPU_US[$t]}" -v b="${CPU_US[$d]}" \
+                    'BEGIN { printf "%.2f", (a > 0 ? b / a : 0) }')
+                echo "| $mode c=$conc: both off ÷ metrics + traces ($what), CPU µs per request (${CPU_US[$d]} ÷ ${CPU_US[$t]}) | $v | (cost) | – |"
             done
         done
     done

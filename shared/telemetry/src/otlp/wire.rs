@@ -152,20 +152,45 @@ fn unix_nanos(time: std::time::SystemTime) -> u64 {
 
 /// A string attribute of a `Span` (`attributes = 9`).
 pub(crate) fn string_attribute(out: &mut Vec<u8>, name: &str, value: &str) {
-    key_value_head(
-        out,
-        9,
-        name,
-        1 + varint_len(value.len() as u64) + value.len(),
-    );
+    let any_len = 2 + value.len();
+    if short(name, any_len) {
+        // Every length fits one byte: the common case, written without varint loops.
+        out.reserve(6 + name.len() + value.len());
+        let kv_len = (4 + name.len() + any_len) as u8;
+        out.extend_from_slice(&[9 << 3 | LEN as u8, kv_len, 1 << 3 | LEN as u8]);
+        out.push(name.len() as u8);
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(&[2 << 3 | LEN as u8, any_len as u8, 1 << 3 | LEN as u8]);
+        out.push(value.len() as u8);
+        out.extend_from_slice(value.as_bytes());
+        return;
+    }
+    let any_len = 1 + varint_len(value.len() as u64) + value.len();
+    key_value_head(out, 9, name, any_len);
     bytes_field(out, 1, value.as_bytes());
 }
 
 /// An integer attribute of a `Span` (`attributes = 9`).
 pub(crate) fn int_attribute(out: &mut Vec<u8>, name: &str, value: i64) {
-    key_value_head(out, 9, name, 1 + varint_len(value as u64));
-    key(out, 3, VARINT);
+    let any_len = 1 + varint_len(value as u64);
+    if short(name, any_len) {
+        out.reserve(16 + name.len());
+        let kv_len = (4 + name.len() + any_len) as u8;
+        out.extend_from_slice(&[9 << 3 | LEN as u8, kv_len, 1 << 3 | LEN as u8]);
+        out.push(name.len() as u8);
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(&[2 << 3 | LEN as u8, any_len as u8, 3 << 3 | VARINT as u8]);
+    } else {
+        key_value_head(out, 9, name, any_len);
+        key(out, 3, VARINT);
+    }
     varint(out, value as u64);
+}
+
+/// Whether a `KeyValue` with this key and an `AnyValue` body of `any_len` bytes is shorter
+/// than 128 bytes, so that every length in it is a one-byte varint.
+fn short(name: &str, any_len: usize) -> bool {
+    4 + name.len() + any_len < 128
 }
 
 /// A `KeyValue { key = 1, value = 2: AnyValue }` as field `field`, up to the `AnyValue`'s
@@ -402,6 +427,13 @@ pub(in crate::otlp) mod tests {
                     KeyValue::new("negative", -3_i64),
                     KeyValue::new("long", long.clone()),
                     KeyValue::new("", ""),
+                    // 127 and 128 bytes as a `KeyValue`: the last with one-byte lengths, and
+                    // the first without.
+                    KeyValue::new("edge", "y".repeat(117)),
+                    KeyValue::new("edge", "y".repeat(118)),
+                    KeyValue::new("min", i64::MIN),
+                    KeyValue::new("k".repeat(112), i64::MIN),
+                    KeyValue::new("k".repeat(113), i64::MIN),
                 ],
             ),
             span(
