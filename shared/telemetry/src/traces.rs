@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::HeaderValue;
 use opentelemetry_sdk::Resource;
+use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer as _};
 
 use crate::otlp::{ExportSettings, Exporter};
 use crate::spans::{SpanIds, parse_traceparent};
@@ -134,34 +134,7 @@ pub fn init(settings: &TracingSettings) -> Result<TracingGuard, TracingError> {
     let (writer, logs) = crate::log_writer::batch_writer(std::io::stderr());
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     crate::access::install(writer.clone(), settings.json_logs);
-    let (text, json) = if settings.json_logs {
-        (
-            None,
-            Some(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_span_list(false)
-                    .with_current_span(false)
-                    .with_writer(writer)
-                    .with_filter(events_only()),
-            ),
-        )
-    } else {
-        (
-            Some(
-                tracing_subscriber::fmt::layer()
-                    .with_ansi(ansi)
-                    .with_writer(writer)
-                    .with_filter(events_only()),
-            ),
-            None,
-        )
-    };
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(text)
-        .with(json)
+    log_subscriber(filter, settings.json_logs, ansi, writer)
         .try_init()
         .map_err(|_| TracingError::AlreadySet)?;
     SAMPLE_BELOW.store(
@@ -174,15 +147,96 @@ pub fn init(settings: &TracingSettings) -> Result<TracingGuard, TracingError> {
     })
 }
 
-/// The log layers print events: library spans (the actor runtime's, say) are not worth
-/// formatting on every request for logs that never show them.
-fn events_only() -> tracing_subscriber::filter::FilterFn {
-    tracing_subscriber::filter::filter_fn(|metadata| metadata.is_event())
+/// The log subscriber: `filter`, then spans turned off for everyone (library spans, the actor
+/// runtime's say, are not worth building on every request for logs that never show them; our
+/// own spans go to OTLP without `tracing`), then one text or JSON layer writing to `writer`.
+///
+/// Both filters are global on purpose. A per-layer filter remembers its verdict in a
+/// thread-local until the event it was asked about arrives; a `tracing::enabled!` check (as
+/// [`crate::access`] makes for every request) asks without sending one, and the verdict left
+/// behind then silenced the next event on that thread: "SIGTERM received" went missing when
+/// the signal was handled on a thread that had just written an access line.
+fn log_subscriber<W>(
+    filter: EnvFilter,
+    json: bool,
+    ansi: bool,
+    writer: W,
+) -> impl tracing::Subscriber + Send + Sync + 'static
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let no_spans = tracing_subscriber::filter::filter_fn(|metadata| !metadata.is_span());
+    let (text, json) = if json {
+        let layer = tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_span_list(false)
+            .with_current_span(false)
+            .with_writer(writer);
+        (None, Some(layer))
+    } else {
+        let layer = tracing_subscriber::fmt::layer()
+            .with_ansi(ansi)
+            .with_writer(writer);
+        (Some(layer), None)
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(no_spans)
+        .with(text)
+        .with(json)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A `MakeWriter` that keeps what is written.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'w> tracing_subscriber::fmt::MakeWriter<'w> for Captured {
+        type Writer = Captured;
+        fn make_writer(&'w self) -> Captured {
+            self.clone()
+        }
+    }
+
+    #[test]
+    fn an_enabled_check_does_not_silence_the_next_event() {
+        for json in [false, true] {
+            let captured = Captured::default();
+            let subscriber = log_subscriber(EnvFilter::new("info"), json, false, captured.clone());
+            tracing::subscriber::with_default(subscriber, || {
+                // What `access` asks before writing an access line, then an ordinary event.
+                assert!(tracing::enabled!(target: "tollgate::access", tracing::Level::INFO));
+                tracing::info!("SIGTERM received");
+                assert!(!tracing::enabled!(target: "tollgate::access", tracing::Level::DEBUG));
+                tracing::info!("drained; stopped");
+                let span = tracing::info_span!("library span");
+                let _entered = span.enter();
+                tracing::info!("inside a span");
+            });
+            let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+            for line in ["SIGTERM received", "drained; stopped", "inside a span"] {
+                assert!(
+                    text.contains(line),
+                    "json={json}: {line:?} missing from {text}"
+                );
+            }
+            assert!(!text.contains("library span"), "spans are off: {text}");
+        }
+    }
 
     #[test]
     fn ratios_become_thresholds_at_both_ends_and_between() {
