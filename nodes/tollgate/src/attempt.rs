@@ -88,6 +88,24 @@ impl Drop for Attempt {
     }
 }
 
+/// Lets every task that is ready to run (the HTTP client's connection task, say) have its turn
+/// before this one goes on. Unlike `tokio::task::yield_now`, which on the single-threaded
+/// runtime also polls the I/O driver (an `epoll_wait` and a pass over the timers each time;
+/// ~19k instructions per streamed response here), this wakes the task at once and so only
+/// sends it to the back of the run queue.
+async fn let_ready_tasks_run() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return std::task::Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await;
+}
+
 /// The start of a successful answer.
 pub(crate) enum Head {
     Full {
@@ -231,7 +249,7 @@ impl Attempt {
                 let ready = match upstream.next().now_or_never() {
                     None if yields < COALESCE_YIELDS && misses < COALESCE_MISSES => {
                         yields += 1;
-                        tokio::task::yield_now().await;
+                        let_ready_tasks_run().await;
                         let ready = upstream.next().now_or_never();
                         misses = if ready.is_some() { 0 } else { misses + 1 };
                         ready
