@@ -10,13 +10,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::bin;
+use common::{Proc, bin};
 
 const MASTER: &str = "sk-process-master-31337";
 const UPSTREAM: &str = "sk-upstream-provider-4242";
 
-/// Starts a server binary on port 0 and returns it with its base URL.
-fn start(mut command: Command) -> (Child, String) {
+/// Starts a server binary on port 0 and returns it (killed when dropped, so a failed
+/// assertion does not leave it running) with its base URL.
+fn start(mut command: Command) -> (Proc, String) {
     let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -31,7 +32,7 @@ fn start(mut command: Command) -> (Child, String) {
         .strip_prefix("listening on ")
         .unwrap_or_else(|| panic!("no address in {line:?}"))
         .to_owned();
-    (child, url)
+    (Proc(child), url)
 }
 
 fn signal(child: &Child, sig: &str) {
@@ -212,17 +213,18 @@ async fn sigterm_drains_a_stream_then_exits_zero_and_logs_no_secret() {
         .to_str()
         .unwrap()
         .to_owned();
-    signal(&node, "-TERM");
+    signal(&node.0, "-TERM");
     let text = stream.text().await.unwrap();
     assert!(
         text.contains("data: [DONE]"),
         "the in-flight stream completed: {text}"
     );
-    let status = wait(&mut node, Duration::from_secs(10));
+    let status = wait(&mut node.0, Duration::from_secs(10));
     assert_eq!(status.code(), Some(0));
 
     let mut logs = String::new();
-    node.stderr
+    node.0
+        .stderr
         .take()
         .unwrap()
         .read_to_string(&mut logs)
@@ -264,6 +266,6 @@ async fn sigterm_drains_a_stream_then_exits_zero_and_logs_no_secret() {
             && line[0].contains(" output_tokens=16 "),
         "{line:?}"
     );
-    signal(&mock, "-TERM");
-    wait(&mut mock, Duration::from_secs(10));
+    signal(&mock.0, "-TERM");
+    wait(&mut mock.0, Duration::from_secs(10));
 }
