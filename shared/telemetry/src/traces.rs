@@ -191,32 +191,12 @@ where
 mod tests {
     use super::*;
 
-    /// A `MakeWriter` that keeps what is written.
-    #[derive(Clone, Default)]
-    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'w> tracing_subscriber::fmt::MakeWriter<'w> for Captured {
-        type Writer = Captured;
-        fn make_writer(&'w self) -> Captured {
-            self.clone()
-        }
-    }
-
     #[test]
     fn an_enabled_check_does_not_silence_the_next_event() {
         for json in [false, true] {
-            let captured = Captured::default();
-            let subscriber = log_subscriber(EnvFilter::new("info"), json, false, captured.clone());
+            let sink = crate::log_writer::tests::Sink::default();
+            let (writer, flush) = crate::log_writer::batch_writer(sink.clone());
+            let subscriber = log_subscriber(EnvFilter::new("info"), json, false, writer);
             tracing::subscriber::with_default(subscriber, || {
                 // What `access` asks before writing an access line, then an ordinary event.
                 assert!(tracing::enabled!(target: "tollgate::access", tracing::Level::INFO));
@@ -227,7 +207,8 @@ mod tests {
                 let _entered = span.enter();
                 tracing::info!("inside a span");
             });
-            let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+            drop(flush);
+            let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
             for line in ["SIGTERM received", "drained; stopped", "inside a span"] {
                 assert!(
                     text.contains(line),

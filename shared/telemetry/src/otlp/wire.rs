@@ -21,10 +21,12 @@ const FIXED64: u32 = 1;
 const FIXED32: u32 = 5;
 const VARINT: u32 = 0;
 
+#[inline]
 fn key(out: &mut Vec<u8>, field: u32, wire: u32) {
     varint(out, u64::from(field << 3 | wire));
 }
 
+#[inline]
 fn varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push(v as u8 | 0x80);
@@ -33,11 +35,13 @@ fn varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
+#[inline]
 fn varint_len(v: u64) -> usize {
     // 1 byte per started 7 bits, at least 1.
     (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
+#[inline]
 fn bytes_field(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
     key(out, field, LEN);
     varint(out, bytes.len() as u64);
@@ -152,50 +156,41 @@ fn unix_nanos(time: std::time::SystemTime) -> u64 {
 
 /// A string attribute of a `Span` (`attributes = 9`).
 pub(crate) fn string_attribute(out: &mut Vec<u8>, name: &str, value: &str) {
-    let any_len = 2 + value.len();
-    if short(name, any_len) {
-        // Every length fits one byte: the common case, written without varint loops.
-        out.reserve(6 + name.len() + value.len());
-        let kv_len = (4 + name.len() + any_len) as u8;
-        out.extend_from_slice(&[9 << 3 | LEN as u8, kv_len, 1 << 3 | LEN as u8]);
-        out.push(name.len() as u8);
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(&[2 << 3 | LEN as u8, any_len as u8, 1 << 3 | LEN as u8]);
-        out.push(value.len() as u8);
-        out.extend_from_slice(value.as_bytes());
-        return;
-    }
-    let any_len = 1 + varint_len(value.len() as u64) + value.len();
-    key_value_head(out, 9, name, any_len);
+    key_value_head(
+        out,
+        9,
+        name,
+        1 + varint_len(value.len() as u64) + value.len(),
+    );
     bytes_field(out, 1, value.as_bytes());
 }
 
 /// An integer attribute of a `Span` (`attributes = 9`).
 pub(crate) fn int_attribute(out: &mut Vec<u8>, name: &str, value: i64) {
-    let any_len = 1 + varint_len(value as u64);
-    if short(name, any_len) {
-        out.reserve(16 + name.len());
-        let kv_len = (4 + name.len() + any_len) as u8;
-        out.extend_from_slice(&[9 << 3 | LEN as u8, kv_len, 1 << 3 | LEN as u8]);
-        out.push(name.len() as u8);
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(&[2 << 3 | LEN as u8, any_len as u8, 3 << 3 | VARINT as u8]);
-    } else {
-        key_value_head(out, 9, name, any_len);
-        key(out, 3, VARINT);
-    }
+    key_value_head(out, 9, name, 1 + varint_len(value as u64));
+    key(out, 3, VARINT);
     varint(out, value as u64);
-}
-
-/// Whether a `KeyValue` with this key and an `AnyValue` body of `any_len` bytes is shorter
-/// than 128 bytes, so that every length in it is a one-byte varint.
-fn short(name: &str, any_len: usize) -> bool {
-    4 + name.len() + any_len < 128
 }
 
 /// A `KeyValue { key = 1, value = 2: AnyValue }` as field `field`, up to the `AnyValue`'s
 /// body of `any_len` bytes, which the caller writes next.
+#[inline]
 fn key_value_head(out: &mut Vec<u8>, field: u32, name: &str, any_len: usize) {
+    let short_len = 4 + name.len() + any_len;
+    if short_len < 128 && field < 16 {
+        // Every tag and length fits one byte: the common case (all of the node's span
+        // attributes), written without varint loops.
+        out.reserve(short_len + 2);
+        out.extend_from_slice(&[
+            (field << 3 | LEN) as u8,
+            short_len as u8,
+            1 << 3 | LEN as u8,
+            name.len() as u8,
+        ]);
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(&[2 << 3 | LEN as u8, any_len as u8]);
+        return;
+    }
     let kv_len =
         1 + varint_len(name.len() as u64) + name.len() + 1 + varint_len(any_len as u64) + any_len;
     out.reserve(kv_len + 6);
