@@ -12,6 +12,11 @@ use tollgate::{AdminListen, NodeOptions};
 use tollgate_config::{ConfigError, Loaded, ProcessEnv, load_file};
 
 /// Bad configuration or arguments (clap also exits with 2 for bad arguments).
+/// mimalloc instead of glibc malloc: the gateway allocates and frees many small buffers per request
+/// across hundreds of connections, where glibc's bins cost ~10% of the CPU at concurrency 128.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const EXIT_CONFIG: u8 = 2;
 const EXIT_RUNTIME: u8 = 1;
 
