@@ -31,7 +31,10 @@ pub(crate) enum Answer {
 pub(crate) async fn dispatch(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let mut outcome = gateway.outcomes.begin(&parts.method, &parts.headers);
-    let result = handle(&gateway, &mut outcome, parts, body).await;
+    // Boxed: the handling future is several KB (the LLM pipeline's state), and axum, tower and
+    // hyper move the handler's future a few times before and while polling it; a box makes
+    // each of those moves a pointer copy instead of a memcpy of the whole state.
+    let result = Box::pin(handle(&gateway, &mut outcome, parts, body)).await;
     finish(outcome, result)
 }
 

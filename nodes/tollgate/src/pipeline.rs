@@ -98,7 +98,9 @@ pub(crate) async fn llm(
         trace,
         span,
     };
-    gateway.tasks.spawn(attempt.run(head_tx));
+    // Boxed before spawning: the attempt's future is several KB, and spawning moves it a few
+    // times (tracker, task cell, stage); boxed, each move copies a pointer.
+    gateway.tasks.spawn(Box::pin(attempt.run(head_tx)));
     let head = head_rx.await.map_err(|_| {
         ApiError::new(
             ErrorCode::Internal,
