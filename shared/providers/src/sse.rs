@@ -142,11 +142,16 @@ static CRLF2_REV: LazyLock<memmem::FinderRev<'static>> =
 
 /// Whether `bytes` holds `"usage"` with an object value (`"usage": null` does not count).
 fn has_usage_object(bytes: &[u8]) -> bool {
-    USAGE_KEY.find_iter(bytes).any(|at| {
-        let rest = &bytes[at + 7..];
+    // `find` on the rest rather than `find_iter`, which clones the searcher on every call.
+    let mut rest = bytes;
+    while let Some(at) = USAGE_KEY.find(rest) {
+        rest = &rest[at + b"\"usage\"".len()..];
         let mut it = rest.iter().skip_while(|b| b.is_ascii_whitespace());
-        it.next() == Some(&b':') && it.find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
-    })
+        if it.next() == Some(&b':') && it.find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+            return true;
+        }
+    }
+    false
 }
 
 /// The `data:` lines of one event, joined.

@@ -106,3 +106,20 @@ fn missing_usage_and_done_are_reported() {
     assert_eq!(f.usage(), None);
     assert!(!f.done());
 }
+
+#[test]
+fn usage_object_is_found_after_earlier_mentions_of_usage() {
+    assert!(!has_usage_object(b""));
+    assert!(!has_usage_object(CONTENT.as_bytes()), "\"usage\":null");
+    assert!(has_usage_object(USAGE.as_bytes()));
+    // A `"usage"` that is not a key, then a null one, then the object: the last one counts.
+    let bytes = br#"data: {"content":"\"usage\" x","usage" : null}
+
+data: {"usage" :
+ {"prompt_tokens":1}}
+
+"#;
+    assert!(has_usage_object(bytes));
+    assert!(!has_usage_object(br#"{"content":"ends with \"usage\""#));
+    assert!(!has_usage_object(br#"{"usage": [1]}"#));
+}
