@@ -6,6 +6,7 @@
 //! node's work on a small request; this costs a tenth of that. The text line has the same
 //! shape as the other log lines.
 
+use std::cell::Cell;
 use std::io::Write as _;
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -154,30 +155,44 @@ fn quoted(out: &mut Vec<u8>, value: &str) {
 }
 
 /// RFC 3339 UTC with microseconds, as the log's other lines: `2026-12-02T16:55:22.232131Z`.
+/// The date and time up to the second change once a second: they are formatted then and kept
+/// per thread, so a line only formats its microseconds.
 fn timestamp(out: &mut Vec<u8>, since_epoch: std::time::Duration) {
-    let secs = since_epoch.as_secs();
-    let (year, month, day) = tollgate_ledger::civil_from_days((secs / 86_400) as i64);
-    let of_day = secs % 86_400;
-    let parts = [
-        (year.clamp(0, 9999) as u64, 4, b'-'),
-        (u64::from(month), 2, b'-'),
-        (u64::from(day), 2, b'T'),
-        (of_day / 3600, 2, b':'),
-        (of_day / 60 % 60, 2, b':'),
-        (of_day % 60, 2, b'.'),
-        (u64::from(since_epoch.subsec_micros()), 6, b'Z'),
-    ];
-    for (value, width, then) in parts {
-        zero_padded(out, value, width);
-        out.push(then);
+    thread_local! {
+        static SECOND: Cell<(u64, [u8; 19])> = const { Cell::new((u64::MAX, [0; 19])) };
     }
+    let secs = since_epoch.as_secs();
+    let second = SECOND.with(|cached| match cached.get() {
+        (at, text) if at == secs => text,
+        _ => {
+            let text = second_text(secs);
+            cached.set((secs, text));
+            text
+        }
+    });
+    out.extend_from_slice(&second);
+    let mut fraction = *b".000000Z";
+    zero_padded(&mut fraction[1..7], u64::from(since_epoch.subsec_micros()));
+    out.extend_from_slice(&fraction);
 }
 
-/// `value` in exactly `width` decimal digits (the low ones).
-fn zero_padded(out: &mut Vec<u8>, mut value: u64, width: usize) {
-    let start = out.len();
-    out.resize(start + width, b'0');
-    for slot in out[start..].iter_mut().rev() {
+/// `YYYY-MM-DDTHH:MM:SS` of a second since the Unix epoch.
+fn second_text(secs: u64) -> [u8; 19] {
+    let (year, month, day) = tollgate_ledger::civil_from_days((secs / 86_400) as i64);
+    let of_day = secs % 86_400;
+    let mut text = *b"0000-00-00T00:00:00";
+    zero_padded(&mut text[0..4], year.clamp(0, 9999) as u64);
+    zero_padded(&mut text[5..7], u64::from(month));
+    zero_padded(&mut text[8..10], u64::from(day));
+    zero_padded(&mut text[11..13], of_day / 3600);
+    zero_padded(&mut text[14..16], of_day / 60 % 60);
+    zero_padded(&mut text[17..19], of_day % 60);
+    text
+}
+
+/// The low decimal digits of `value`, zero-padded to fill `slots`.
+fn zero_padded(slots: &mut [u8], mut value: u64) {
+    for slot in slots.iter_mut().rev() {
         *slot = b'0' + (value % 10) as u8;
         value /= 10;
     }
@@ -235,6 +250,21 @@ mod tests {
         assert_eq!(v["error"], "rate_limit_exceeded");
         assert_eq!(v["output_tokens"], 7);
         assert_eq!(v["latency_us"], 1234);
+    }
+
+    #[test]
+    fn timestamps_across_seconds_and_days() {
+        let text = |micros: u64| {
+            let mut out = Vec::new();
+            timestamp(&mut out, std::time::Duration::from_micros(micros));
+            String::from_utf8(out).unwrap()
+        };
+        // The same second twice (the cached date), then the next second, then the next day.
+        assert_eq!(text(1_796_230_522_232_131), "2026-12-02T16:55:22.232131Z");
+        assert_eq!(text(1_796_230_522_000_007), "2026-12-02T16:55:22.000007Z");
+        assert_eq!(text(1_796_230_523_999_999), "2026-12-02T16:55:23.999999Z");
+        assert_eq!(text(1_796_256_000_000_000), "2026-12-03T00:00:00.000000Z");
+        assert_eq!(text(0), "1970-01-01T00:00:00.000000Z");
     }
 
     #[test]
