@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::response::Response;
 use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
@@ -27,8 +27,8 @@ pub(crate) enum Answer {
     PassThrough(passthrough::Piped),
 }
 
-/// The single axum handler of the node.
-pub(crate) async fn dispatch(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+/// Every request the node's HTTP listener takes.
+pub(crate) async fn dispatch(gateway: Arc<Gateway>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let mut outcome = gateway.outcomes.begin(&parts.method, &parts.headers);
     // Boxed: the handling future is several KB (the LLM pipeline's state), and axum, tower and

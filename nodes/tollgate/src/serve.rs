@@ -1,14 +1,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
+use std::convert::Infallible;
+use std::panic::AssertUnwindSafe;
+
+use axum::ServiceExt as _;
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use axum::serve::ListenerExt;
+use futures::FutureExt as _;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tollgate_api::{ApiError, ErrorCode};
-use tower::ServiceBuilder;
-use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::Gateway;
 use crate::dispatch::dispatch;
@@ -57,24 +60,22 @@ pub(crate) async fn serve(
             shutdown,
         ))
     });
-    // Transport concerns only, outermost first:
-    // 1. CatchPanicLayer: a panic in a handler becomes a 500 in OpenAI's shape, never a dropped
-    //    connection or a dead worker. (The outcome point still records it, as a 500.)
-    // Routing, auth, budgets and everything else are business rules and live in `dispatch`.
-    let layers = ServiceBuilder::new().layer(CatchPanicLayer::custom(panic_response));
-    let app = Router::new()
-        .fallback(dispatch)
-        .with_state(gateway)
-        .layer(layers);
+    // The node's one HTTP service: every request goes to `dispatch`, where routing, auth,
+    // budgets and everything else live. No axum Router in front: with a single handler it only
+    // forwarded to it, at ~5k instructions a request.
+    let app = tower::service_fn(move |request: Request| {
+        answer_catching_panics(dispatch(gateway.clone(), request))
+    });
 
     let listener = listener.tap_io(|tcp| {
         // Latency over throughput for small request/response exchanges.
         let _ = tcp.set_nodelay(true);
     });
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = stopping_tx.send(true);
-    });
+    let server =
+        axum::serve(listener, app.into_make_service()).with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stopping_tx.send(true);
+        });
     let drain_deadline = async move {
         let _ = stopping_rx.wait_for(|stopping| *stopping).await;
         tracing::info!(
@@ -120,6 +121,17 @@ pub(crate) async fn serve(
     Ok(())
 }
 
+/// A panic while handling a request becomes a 500 in OpenAI's shape, never a dropped
+/// connection or a dead worker. (The outcome point still records the request, as a 500.)
+async fn answer_catching_panics(
+    handling: impl Future<Output = Response>,
+) -> Result<Response, Infallible> {
+    Ok(AssertUnwindSafe(handling)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(panic_response))
+}
+
 fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("a request handler panicked");
     error_response(
@@ -130,4 +142,33 @@ fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
         None,
     )
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_in_openai_shape() {
+        let answer = answer_catching_panics(async { panic!("boom") }).await;
+        let response = answer.unwrap();
+        assert_eq!(response.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["error"]["code"], "internal_error", "{json}");
+        assert_eq!(json["error"]["type"], "api_error", "{json}");
+        assert!(
+            !String::from_utf8_lossy(&body).contains("boom"),
+            "the panic's text stays in the log"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_answer_passes_through() {
+        let answer =
+            answer_catching_panics(async { http::StatusCode::IM_A_TEAPOT.into_response() }).await;
+        assert_eq!(answer.unwrap().status(), http::StatusCode::IM_A_TEAPOT);
+    }
 }
