@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, Uri};
 use secrecy::ExposeSecret;
 use tollgate_api::Endpoint;
@@ -22,6 +22,10 @@ pub(crate) struct HttpUpstream {
     completions: Uri,
     embeddings: Uri,
     authorization: Option<HeaderValue>,
+    /// `Host` for plain-http deployments (HTTP/1.1 only), as the HTTP client would write it:
+    /// built once instead of per request. Over https the connection may be HTTP/2, where the
+    /// authority travels as `:authority` and the client leaves `Host` out.
+    host: Option<HeaderValue>,
 }
 
 impl std::fmt::Debug for HttpUpstream {
@@ -59,9 +63,11 @@ impl HttpUpstream {
                 Some(value)
             }
         };
+        let chat = url(Endpoint::ChatCompletions)?;
         Ok(Self {
             client,
-            chat: url(Endpoint::ChatCompletions)?,
+            host: http1_host(&chat),
+            chat,
             completions: url(Endpoint::Completions)?,
             embeddings: url(Endpoint::Embeddings)?,
             authorization,
@@ -86,7 +92,10 @@ impl HttpUpstream {
         *request.method_mut() = Method::POST;
         *request.uri_mut() = self.url(call.endpoint).clone();
         let headers = request.headers_mut();
-        headers.reserve(6);
+        headers.reserve(7);
+        if let Some(host) = &self.host {
+            headers.insert(HOST, host.clone());
+        }
         headers.insert(CONTENT_TYPE, JSON);
         headers.insert(ACCEPT, if call.stream { EVENT_STREAM } else { JSON });
         if let Some(auth) = &self.authorization {
@@ -116,6 +125,19 @@ impl HttpUpstream {
     }
 }
 
+/// `Host` for an `http://` URL: its host, and its port unless it is 80.
+fn http1_host(uri: &Uri) -> Option<HeaderValue> {
+    if uri.scheme_str() != Some("http") {
+        return None;
+    }
+    let host = uri.host()?;
+    let text = match uri.port_u16() {
+        Some(port) if port != 80 => format!("{host}:{port}"),
+        _ => host.to_owned(),
+    };
+    HeaderValue::try_from(text).ok()
+}
+
 /// The upstream headers worth passing on: content type and rate-limit information.
 fn keep_headers(upstream: &HeaderMap) -> HeaderMap {
     let mut kept = HeaderMap::new();
@@ -130,4 +152,30 @@ fn keep_headers(upstream: &HeaderMap) -> HeaderMap {
         }
     }
     kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_is_built_once_for_plain_http_only() {
+        let host =
+            |url: &str| http1_host(&url.parse().unwrap()).map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(
+            host("http://127.0.0.1:8080/v1/chat/completions").as_deref(),
+            Some("127.0.0.1:8080")
+        );
+        assert_eq!(
+            host("http://vllm.internal/v1").as_deref(),
+            Some("vllm.internal")
+        );
+        assert_eq!(
+            host("http://vllm.internal:80/v1").as_deref(),
+            Some("vllm.internal")
+        );
+        assert_eq!(host("http://[::1]:9000/v1").as_deref(), Some("[::1]:9000"));
+        // Over https the connection may be HTTP/2: the client sends `:authority`, not `Host`.
+        assert_eq!(host("https://api.openai.com/v1"), None);
+    }
 }
