@@ -112,7 +112,7 @@ pub(crate) async fn llm(
     match head {
         Head::Stream { headers, pieces } => Ok(Answer::Stream(Relay::new(
             pieces,
-            response_headers(group, target, &headers),
+            response_headers(group, target, headers),
         ))),
         Head::Full {
             headers,
@@ -122,7 +122,7 @@ pub(crate) async fn llm(
             outcome.set_usage(usage);
             let mut response = Response::new(Body::from(body));
             *response.status_mut() = StatusCode::OK;
-            *response.headers_mut() = response_headers(group, target, &headers);
+            *response.headers_mut() = response_headers(group, target, headers);
             Ok(Answer::Full(response))
         }
     }
@@ -141,11 +141,8 @@ fn mock_extras(deployment: &tollgate_config::Deployment) -> Vec<(&'static str, S
     }
 }
 
-fn response_headers(group: &Group, target: &Arc<Target>, upstream: &HeaderMap) -> HeaderMap {
-    let mut headers = HeaderMap::with_capacity(upstream.len() + 4);
-    for (name, value) in upstream {
-        headers.append(name.clone(), value.clone());
-    }
+fn response_headers(group: &Group, target: &Arc<Target>, mut headers: HeaderMap) -> HeaderMap {
+    headers.reserve(4);
     headers.entry(CONTENT_TYPE).or_insert(APPLICATION_JSON);
     if let Some(v) = &group.name_header {
         headers.insert(MODEL_GROUP.clone(), v.clone());
