@@ -59,24 +59,18 @@ pub(crate) struct Attempt {
 
 /// The span of one upstream attempt, `ids` a child of the request's span: named and labelled
 /// after the GenAI conventions (`chat gpt-4o-2024-08-06`, the deployment's own model name).
-pub(crate) fn attempt_span(
-    ids: SpanIds,
-    endpoint: Endpoint,
-    deployment: &tollgate_config::Deployment,
-    id: &str,
-) -> Span {
-    let operation = operation_name(endpoint);
-    let model = &deployment.upstream_model;
+pub(crate) fn attempt_span(ids: SpanIds, endpoint: Endpoint, target: &Target) -> Span {
     let mut span = Span::start(
         ids,
         Kind::Client,
-        &[operation, " ", model],
+        &[
+            operation_name(endpoint),
+            " ",
+            &target.upstream.deployment.upstream_model,
+        ],
         SystemTime::now(),
     );
-    span.str("gen_ai.operation.name", operation);
-    span.str("gen_ai.request.model", model);
-    span.str("gen_ai.provider.name", deployment.provider.name());
-    span.str("tollgate.deployment", id);
+    span.attributes(target.spans.attempt(endpoint));
     span
 }
 

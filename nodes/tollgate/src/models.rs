@@ -10,12 +10,14 @@ use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 use rand::Rng;
 use serde::Serialize;
-use tollgate_api::{ApiError, ErrorCode};
+use tollgate_api::{ApiError, Endpoint, ErrorCode};
 use tollgate_config::Deployment;
 use tollgate_ledger::Price;
 use tollgate_prices::PriceTable;
 use tollgate_providers::{Upstream, Upstreams};
+use tollgate_telemetry::spans::Attributes;
 
+use crate::outcome::operation_name;
 use crate::respond::json;
 
 /// The deployments that serve one public model name.
@@ -58,6 +60,61 @@ pub(crate) struct Target {
     /// From the config, else the built-in price table; `None` when neither knows the model.
     pub(crate) price: Option<Prices>,
     pub(crate) max_output_tokens: Option<u64>,
+    pub(crate) spans: SpanAttributes,
+}
+
+/// A deployment's span attributes for each operation, encoded once: a traced request adds
+/// them with one copy per span instead of encoding four attributes twice.
+#[derive(Debug)]
+pub(crate) struct SpanAttributes {
+    request: [Attributes; 3],
+    attempt: [Attributes; 3],
+}
+
+impl SpanAttributes {
+    const ENDPOINTS: [Endpoint; 3] = [
+        Endpoint::ChatCompletions,
+        Endpoint::Completions,
+        Endpoint::Embeddings,
+    ];
+
+    /// Where `endpoint` is in `ENDPOINTS`.
+    fn slot(endpoint: Endpoint) -> usize {
+        match endpoint {
+            Endpoint::ChatCompletions => 0,
+            Endpoint::Completions => 1,
+            Endpoint::Embeddings => 2,
+        }
+    }
+
+    fn new(group: &str, deployment: &Deployment, id: &str) -> Self {
+        let provider = deployment.provider.name();
+        let of_model = |model: &str| {
+            Self::ENDPOINTS.map(|endpoint| {
+                Attributes::new(&[
+                    ("gen_ai.operation.name", operation_name(endpoint)),
+                    ("gen_ai.request.model", model),
+                    ("gen_ai.provider.name", provider),
+                    ("tollgate.deployment", id),
+                ])
+            })
+        };
+        Self {
+            request: of_model(group),
+            attempt: of_model(&deployment.upstream_model),
+        }
+    }
+
+    /// The request span's: the operation, the model group, the provider, the deployment.
+    pub(crate) fn request(&self, endpoint: Endpoint) -> &Attributes {
+        &self.request[Self::slot(endpoint)]
+    }
+
+    /// The attempt span's: the operation, the deployment's own model name, the provider, the
+    /// deployment.
+    pub(crate) fn attempt(&self, endpoint: Endpoint) -> &Attributes {
+        &self.attempt[Self::slot(endpoint)]
+    }
 }
 
 impl Group {
@@ -98,6 +155,7 @@ impl ModelGroups {
             let id: Arc<str> = Arc::from(deployment.id.as_str());
             let (price, max_output_tokens) = price_of(&deployment);
             let target = Target {
+                spans: SpanAttributes::new(&name, &deployment, &id),
                 id_header: HeaderValue::from_str(&id).ok(),
                 id,
                 price,

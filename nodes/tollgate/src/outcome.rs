@@ -16,6 +16,7 @@ use tollgate_api::{ApiError, Endpoint, ErrorCode, Usage};
 use tollgate_telemetry::spans::{Kind, Span, TRACEPARENT, TRACESTATE};
 use tollgate_telemetry::{AccessRecord, Metrics, RequestRecord, SpanIds, trace_request};
 
+use crate::models::Target;
 use crate::respond::REQUEST_ID;
 
 /// nginx's code for "the client closed the request before the response".
@@ -91,6 +92,7 @@ impl Outcomes {
             model: None,
             provider: UNKNOWN,
             deployment: None,
+            target: None,
             usage: None,
             error: None,
             endpoint: None,
@@ -193,15 +195,21 @@ fn trace_outcome(o: &Outcome, status: u16) {
     span.str("http.request.method", o.method.as_str());
     span.str("http.route", o.route);
     span.int("http.response.status_code", i64::from(status));
-    if let Some(endpoint) = o.endpoint {
-        span.str("gen_ai.operation.name", operation_name(endpoint));
-    }
-    if let Some(model) = &o.model {
-        span.str("gen_ai.request.model", model);
-        span.str("gen_ai.provider.name", o.provider);
-    }
-    if let Some(deployment) = &o.deployment {
-        span.str("tollgate.deployment", deployment);
+    match (&o.target, o.endpoint) {
+        // The operation, the model group, the provider and the deployment, encoded once.
+        (Some(target), Some(endpoint)) => span.attributes(target.spans.request(endpoint)),
+        _ => {
+            if let Some(endpoint) = o.endpoint {
+                span.str("gen_ai.operation.name", operation_name(endpoint));
+            }
+            if let Some(model) = &o.model {
+                span.str("gen_ai.request.model", model);
+                span.str("gen_ai.provider.name", o.provider);
+            }
+            if let Some(deployment) = &o.deployment {
+                span.str("tollgate.deployment", deployment);
+            }
+        }
     }
     if let Some(usage) = o.usage {
         token_attributes(&mut span, usage.input_tokens, usage.output_tokens);
@@ -274,6 +282,8 @@ pub(crate) struct Outcome {
     model: Option<Arc<str>>,
     provider: &'static str,
     deployment: Option<Arc<str>>,
+    /// The deployment, for its span attributes.
+    target: Option<Arc<Target>>,
     usage: Option<Usage>,
     error: Option<ErrorCode>,
     /// The LLM operation, once the route is known to be one.
@@ -336,9 +346,11 @@ impl Outcome {
         self.model = Some(group);
     }
 
-    pub(crate) fn set_deployment(&mut self, provider: &'static str, deployment: Arc<str>) {
-        self.provider = provider;
-        self.deployment = Some(deployment);
+    /// The deployment the request went to.
+    pub(crate) fn set_target(&mut self, target: &Arc<Target>) {
+        self.provider = target.upstream.deployment.provider.name();
+        self.deployment = Some(target.id.clone());
+        self.target = Some(target.clone());
     }
 
     pub(crate) fn set_usage(&mut self, usage: Option<Usage>) {

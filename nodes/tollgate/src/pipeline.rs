@@ -67,7 +67,7 @@ pub(crate) async fn llm(
     // 4. Route: choose a deployment of the group.
     let target = group.pick();
     let deployment = &target.upstream.deployment;
-    outcome.set_deployment(deployment.provider.name(), target.id.clone());
+    outcome.set_target(target);
 
     // 5. The body for the deployment: its model name, usage forced on for streams, the
     //    enforced output bound when admission depends on it.
@@ -82,7 +82,7 @@ pub(crate) async fn llm(
     let (head_tx, head_rx) = oneshot::channel();
     let span = outcome
         .trace()
-        .map(|request| attempt_span(request.child(), endpoint, deployment, &target.id));
+        .map(|request| attempt_span(request.child(), endpoint, target));
     let trace = outcome.upstream_trace(span.as_ref().map(|span| &span.ids));
     let attempt = Attempt {
         target: target.clone(),

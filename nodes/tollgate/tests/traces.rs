@@ -122,6 +122,20 @@ async fn spans_arrive_with_attributes_and_parentage() {
             }
         }),
     );
+    let upstream = upstream.route(
+        "/v1/embeddings",
+        axum::routing::post(|| async {
+            let body = json!({
+                "object": "list", "model": "up-model",
+                "data": [{"object": "embedding", "index": 0, "embedding": [0.5]}],
+                "usage": {"prompt_tokens": 3, "total_tokens": 3}
+            });
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                body.to_string(),
+            )
+        }),
+    );
     let up = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let up_addr = up.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(up, upstream).await });
@@ -156,6 +170,14 @@ async fn spans_arrive_with_attributes_and_parentage() {
         .bearer_auth(MASTER)
         .header("traceparent", &unsampled)
         .json(&json!({"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let response = client()
+        .post(node.url("/v1/embeddings"))
+        .bearer_auth(MASTER)
+        .json(&json!({"model": "gpt-test", "input": "hi"}))
         .send()
         .await
         .unwrap();
@@ -210,8 +232,30 @@ async fn spans_arrive_with_attributes_and_parentage() {
         "child of the request span"
     );
     assert_eq!(attempt.kind, 3, "CLIENT");
+    assert_eq!(text(attempt, "gen_ai.operation.name"), "chat");
     assert_eq!(text(attempt, "gen_ai.request.model"), "up-model");
+    assert_eq!(text(attempt, "gen_ai.provider.name"), "openai");
     assert_eq!(int(attempt, "http.response.status_code"), 200);
+    let deployment = text(request, "tollgate.deployment");
+    assert!(!deployment.is_empty());
+    assert_eq!(text(attempt, "tollgate.deployment"), deployment);
+
+    // Another operation: its own name and attributes on both spans.
+    let embed = spans
+        .iter()
+        .find(|s| s.name == "embeddings gpt-test")
+        .expect("an embeddings request span");
+    assert_eq!(text(embed, "gen_ai.operation.name"), "embeddings");
+    assert_eq!(text(embed, "gen_ai.request.model"), "gpt-test");
+    assert_eq!(text(embed, "tollgate.deployment"), deployment);
+    assert_eq!(int(embed, "gen_ai.usage.input_tokens"), 3);
+    let embed_attempt = spans
+        .iter()
+        .find(|s| s.name == "embeddings up-model")
+        .expect("an embeddings attempt span");
+    assert_eq!(embed_attempt.parent_span_id, embed.span_id);
+    assert_eq!(text(embed_attempt, "gen_ai.operation.name"), "embeddings");
+    assert_eq!(text(embed_attempt, "gen_ai.request.model"), "up-model");
 
     assert!(
         spans.iter().all(|s| hex(&s.trace_id) != UNSAMPLED_TRACE),

@@ -142,6 +142,11 @@ impl Span {
         wire::string_attribute(&mut self.body, key, value);
     }
 
+    /// String attributes encoded in advance: one copy.
+    pub fn attributes(&mut self, attributes: &Attributes) {
+        self.body.extend_from_slice(&attributes.0);
+    }
+
     /// An integer attribute.
     pub fn int(&mut self, key: &str, value: i64) {
         wire::int_attribute(&mut self.body, key, value);
@@ -156,6 +161,22 @@ impl Span {
     pub(crate) fn finish(mut self, end: SystemTime) -> Vec<u8> {
         wire::span_tail(&mut self.body, &self.ids, end, self.error);
         self.body
+    }
+}
+
+/// String attributes encoded once, for spans that carry the same ones on every request (a
+/// deployment's model, provider and id): adding them to a span is one copy instead of
+/// encoding each.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Attributes(Box<[u8]>);
+
+impl Attributes {
+    pub fn new(pairs: &[(&str, &str)]) -> Self {
+        let mut bytes = Vec::new();
+        for (key, value) in pairs {
+            wire::string_attribute(&mut bytes, key, value);
+        }
+        Self(bytes.into_boxed_slice())
     }
 }
 
@@ -206,6 +227,34 @@ pub(crate) fn parse_traceparent(value: &[u8]) -> Option<Traceparent> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attributes_encoded_in_advance_are_the_bytes_of_adding_each() {
+        let ids = SpanIds {
+            trace_id: TraceId::from_bytes([7; 16]),
+            span_id: SpanId::from_bytes([9; 8]),
+            parent: SpanId::INVALID,
+            parent_remote: false,
+        };
+        let start = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
+        let pairs = [
+            ("gen_ai.operation.name", "chat"),
+            ("gen_ai.request.model", "gpt-4o"),
+            ("tollgate.deployment", &*"d".repeat(200)), // past one-byte lengths
+        ];
+        let mut each = Span::start(ids, Kind::Client, &["chat gpt-4o"], start);
+        each.int("n", 1);
+        for (key, value) in pairs {
+            each.str(key, value);
+        }
+        each.int("m", 2);
+        let mut once = Span::start(ids, Kind::Client, &["chat gpt-4o"], start);
+        once.int("n", 1);
+        once.attributes(&Attributes::new(&pairs));
+        once.int("m", 2);
+        assert_eq!(once.body, each.body);
+        assert_eq!(Attributes::new(&[]), Attributes::default());
+    }
 
     #[test]
     fn a_valid_traceparent_is_read_and_anything_else_ignored() {
