@@ -67,30 +67,15 @@ pub(crate) struct Target {
 /// them with one copy per span instead of encoding four attributes twice.
 #[derive(Debug)]
 pub(crate) struct SpanAttributes {
-    request: [Attributes; 3],
-    attempt: [Attributes; 3],
+    request: PerOperation<Attributes>,
+    attempt: PerOperation<Attributes>,
 }
 
 impl SpanAttributes {
-    const ENDPOINTS: [Endpoint; 3] = [
-        Endpoint::ChatCompletions,
-        Endpoint::Completions,
-        Endpoint::Embeddings,
-    ];
-
-    /// Where `endpoint` is in `ENDPOINTS`.
-    fn slot(endpoint: Endpoint) -> usize {
-        match endpoint {
-            Endpoint::ChatCompletions => 0,
-            Endpoint::Completions => 1,
-            Endpoint::Embeddings => 2,
-        }
-    }
-
     fn new(group: &str, deployment: &Deployment, id: &str) -> Self {
         let provider = deployment.provider.name();
         let of_model = |model: &str| {
-            Self::ENDPOINTS.map(|endpoint| {
+            PerOperation::new(|endpoint| {
                 Attributes::new(&[
                     ("gen_ai.operation.name", operation_name(endpoint)),
                     ("gen_ai.request.model", model),
@@ -107,13 +92,39 @@ impl SpanAttributes {
 
     /// The request span's: the operation, the model group, the provider, the deployment.
     pub(crate) fn request(&self, endpoint: Endpoint) -> &Attributes {
-        &self.request[Self::slot(endpoint)]
+        self.request.get(endpoint)
     }
 
     /// The attempt span's: the operation, the deployment's own model name, the provider, the
     /// deployment.
     pub(crate) fn attempt(&self, endpoint: Endpoint) -> &Attributes {
-        &self.attempt[Self::slot(endpoint)]
+        self.attempt.get(endpoint)
+    }
+}
+
+/// One value per LLM operation.
+#[derive(Debug)]
+struct PerOperation<T> {
+    chat: T,
+    completions: T,
+    embeddings: T,
+}
+
+impl<T> PerOperation<T> {
+    fn new(of: impl Fn(Endpoint) -> T) -> Self {
+        Self {
+            chat: of(Endpoint::ChatCompletions),
+            completions: of(Endpoint::Completions),
+            embeddings: of(Endpoint::Embeddings),
+        }
+    }
+
+    fn get(&self, endpoint: Endpoint) -> &T {
+        match endpoint {
+            Endpoint::ChatCompletions => &self.chat,
+            Endpoint::Completions => &self.completions,
+            Endpoint::Embeddings => &self.embeddings,
+        }
     }
 }
 

@@ -90,8 +90,6 @@ impl Outcomes {
             route: UNKNOWN,
             counted: true,
             model: None,
-            provider: UNKNOWN,
-            deployment: None,
             target: None,
             usage: None,
             error: None,
@@ -154,7 +152,7 @@ impl Outcomes {
                     .model
                     .clone()
                     .unwrap_or_else(|| self.unknown.clone()),
-                provider: outcome.provider,
+                provider: outcome.provider(),
                 operation: outcome.endpoint.map(operation_name),
                 duration: latency,
                 ttft: outcome.first_byte,
@@ -170,7 +168,7 @@ impl Outcomes {
                 .model
                 .clone()
                 .unwrap_or_else(|| self.unknown.clone()),
-            provider: outcome.provider,
+            provider: outcome.provider(),
         };
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         *counts.entry(key).or_insert(0) += 1;
@@ -198,16 +196,14 @@ fn trace_outcome(o: &Outcome, status: u16) {
     match (&o.target, o.endpoint) {
         // The operation, the model group, the provider and the deployment, encoded once.
         (Some(target), Some(endpoint)) => span.attributes(target.spans.request(endpoint)),
+        // Refused before a deployment was chosen.
         _ => {
             if let Some(endpoint) = o.endpoint {
                 span.str("gen_ai.operation.name", operation_name(endpoint));
             }
             if let Some(model) = &o.model {
                 span.str("gen_ai.request.model", model);
-                span.str("gen_ai.provider.name", o.provider);
-            }
-            if let Some(deployment) = &o.deployment {
-                span.str("tollgate.deployment", deployment);
+                span.str("gen_ai.provider.name", UNKNOWN);
             }
         }
     }
@@ -253,8 +249,8 @@ fn log_access(o: &Outcome, status: u16, latency: Duration) {
         method: o.method.as_str(),
         route: o.route,
         model: o.model.as_deref().unwrap_or(UNKNOWN),
-        provider: o.provider,
-        deployment: o.deployment.as_deref().unwrap_or(UNKNOWN),
+        provider: o.provider(),
+        deployment: o.target.as_ref().map_or(UNKNOWN, |t| &t.id),
         status,
         error: o.error.map_or("", ErrorCode::code),
         input_tokens: o.usage.map_or(0, |u| u.input_tokens),
@@ -280,9 +276,7 @@ pub(crate) struct Outcome {
     route: &'static str,
     counted: bool,
     model: Option<Arc<str>>,
-    provider: &'static str,
-    deployment: Option<Arc<str>>,
-    /// The deployment, for its span attributes.
+    /// The deployment the request went to, once chosen.
     target: Option<Arc<Target>>,
     usage: Option<Usage>,
     error: Option<ErrorCode>,
@@ -348,9 +342,14 @@ impl Outcome {
 
     /// The deployment the request went to.
     pub(crate) fn set_target(&mut self, target: &Arc<Target>) {
-        self.provider = target.upstream.deployment.provider.name();
-        self.deployment = Some(target.id.clone());
         self.target = Some(target.clone());
+    }
+
+    /// The chosen deployment's provider, else `unknown`.
+    fn provider(&self) -> &'static str {
+        self.target
+            .as_ref()
+            .map_or(UNKNOWN, |t| t.upstream.deployment.provider.name())
     }
 
     pub(crate) fn set_usage(&mut self, usage: Option<Usage>) {

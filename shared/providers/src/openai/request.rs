@@ -160,22 +160,19 @@ mod tests {
 
     #[test]
     fn host_is_built_once_for_plain_http_only() {
-        let host =
-            |url: &str| http1_host(&url.parse().unwrap()).map(|v| v.to_str().unwrap().to_owned());
-        assert_eq!(
-            host("http://127.0.0.1:8080/v1/chat/completions").as_deref(),
-            Some("127.0.0.1:8080")
-        );
-        assert_eq!(
-            host("http://vllm.internal/v1").as_deref(),
-            Some("vllm.internal")
-        );
-        assert_eq!(
-            host("http://vllm.internal:80/v1").as_deref(),
-            Some("vllm.internal")
-        );
-        assert_eq!(host("http://[::1]:9000/v1").as_deref(), Some("[::1]:9000"));
-        // Over https the connection may be HTTP/2: the client sends `:authority`, not `Host`.
-        assert_eq!(host("https://api.openai.com/v1"), None);
+        for (url, want) in [
+            (
+                "http://127.0.0.1:8080/v1/chat/completions",
+                Some("127.0.0.1:8080"),
+            ),
+            ("http://vllm.internal/v1", Some("vllm.internal")),
+            ("http://vllm.internal:80/v1", Some("vllm.internal")),
+            ("http://[::1]:9000/v1", Some("[::1]:9000")),
+            // Over https the connection may be HTTP/2: the client sends `:authority`, not `Host`.
+            ("https://api.openai.com/v1", None),
+        ] {
+            let host = http1_host(&url.parse().unwrap());
+            assert_eq!(host.as_ref().map(|v| v.to_str().unwrap()), want, "{url}");
+        }
     }
 }

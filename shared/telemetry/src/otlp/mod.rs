@@ -8,7 +8,7 @@
 //! steps: a `SpanData` per span handed to the processor's thread, copied there into an owned
 //! tree of `opentelemetry-proto` messages, and that tree encoded by prost, which measures each
 //! nested message again at every level above it. On a gateway that traces every request those
-//! steps were most of a traced request's cost (56,000 instructions; about 6,800 now that spans
+//! steps were most of a traced request's cost (56,000 instructions; about 5,000 now that spans
 //! are written as they are built). The wire format is the same: the tests decode our bytes with
 //! `opentelemetry-proto` and compare them with the SDK's own conversion, and the node's OTLP
 //! receiver test checks what arrives.
