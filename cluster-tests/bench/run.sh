@@ -11,6 +11,11 @@
 #      Each (mode, concurrency) cell runs every target once per round, rounds interleaved, and
 #      reports the median round: a shared VM's speed drifts by tens of percent within minutes,
 #      and interleaving spreads that drift over all targets alike.
+#      BENCH_SIMULTANEOUS=1: in each round, every target is loaded at the same time (one wrk each,
+#      all on the load core), so all of them share the gateway core at the same moments and see
+#      the same VM speed. Their ratios are then ratios of CPU cost per request, free of the
+#      drift that sequential runs of a few seconds still catch. Use it to compare variants of one
+#      gateway (the observability targets) at concurrency 32 and 128.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -19,6 +24,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 DURATION=${BENCH_SECONDS:-8}
 ROUNDS=${BENCH_ROUNDS:-3}
 WARMUP=${BENCH_WARMUP_SECONDS:-2}
+SIMULTANEOUS=${BENCH_SIMULTANEOUS:-0}
 CONCURRENCY=${BENCH_CONCURRENCY:-"1 32 128"}
 MODES=${BENCH_MODES:-"nonstream stream"}
 TARGETS=${BENCH_TARGETS:-"direct nginx tollgate tollgate-key"}
@@ -41,6 +47,7 @@ die() {
 [[ $DURATION =~ ^[1-9][0-9]*$ ]] || die "BENCH_SECONDS must be a positive integer, got '$DURATION'"
 [[ $WARMUP =~ ^[0-9]+$ ]] || die "BENCH_WARMUP_SECONDS must be an integer, got '$WARMUP'"
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS must be a positive integer, got '$ROUNDS'"
+[[ $SIMULTANEOUS == 0 || $SIMULTANEOUS == 1 ]] || die "BENCH_SIMULTANEOUS must be 0 or 1, got '$SIMULTANEOUS'"
 for c in $CONCURRENCY; do
     [[ $c =~ ^[1-9][0-9]*$ ]] || die "BENCH_CONCURRENCY: '$c' is not a positive integer"
 done
@@ -181,15 +188,18 @@ rss_kb() { # pid: RSS of the process plus its direct children (nginx master + wo
     echo "$total"
 }
 kb_to_mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
-CLK_TCK=$(getconf CLK_TCK)
-cpu_ticks() { # pid: user + system CPU time of the process and its direct children, in ticks
-    local total=0 p
+cpu_ns() { # pid: CPU time (user + system) of the process's threads and its direct children's, ns
+    local total=0 p stat v
     for p in "$1" $(pgrep -P "$1" 2>/dev/null || true); do
-        # Fields 14 and 15 of /proc/PID/stat, counted after the ")" that ends the command name.
-        total=$((total + $(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 }' || echo 0)))
+        for stat in /proc/"$p"/task/*/schedstat; do
+            # The first field is the thread's time on a CPU in nanoseconds.
+            read -r v _ <"$stat" 2>/dev/null || continue
+            total=$((total + v))
+        done
     done
     echo "$total"
 }
+[[ -r /proc/self/schedstat ]] || die "/proc/PID/schedstat is missing (a kernel without CONFIG_SCHED_INFO)"
 
 free_port() { # a port no socket uses, below the usual ephemeral range
     local used p
@@ -384,22 +394,43 @@ fi
 # ---------------------------------------------------------------------------------------------
 # Load
 # ---------------------------------------------------------------------------------------------
-run_wrk() { # target mode conc seconds outfile; wrk on the load core, in the background so that
-    # Ctrl-C / SIGTERM reach the trap at once
-    local target=$1 mode=$2 conc=$3 secs=$4 out=$5 stream=0 rc=0
+launch_wrk() { # target mode conc seconds outfile; starts wrk on the load core, sets WRK_PID
+    local target=$1 mode=$2 conc=$3 secs=$4 out=$5 stream=0
     [[ $mode == stream ]] && stream=1
     BENCH_STREAM=$stream BENCH_KEY=${AUTH[$target]} taskset -c "$LOAD_CORE" \
         wrk -t1 -c"$conc" -d"${secs}s" --latency --timeout 10s -s "$HERE/chat.lua" "${URL[$target]}" \
         >"$out" 2>&1 &
-    local wpid=$!
-    PIDS+=("$wpid")
+    WRK_PID=$!
+    PIDS+=("$WRK_PID")
+}
+
+await_wrk() { # target mode conc outfile pid; waits in the background so that Ctrl-C / SIGTERM
+    # reach the trap at once
+    local target=$1 mode=$2 conc=$3 out=$4 wpid=$5 rc=0 i
     wait "$wpid" || rc=$?
-    unset 'PIDS[${#PIDS[@]}-1]'
+    for i in "${!PIDS[@]}"; do [[ ${PIDS[$i]} == "$wpid" ]] && unset 'PIDS[$i]'; done
     ((rc == 0)) || die "wrk failed against $target ($mode, c=$conc), exit $rc:
 $(cat "$out")"
     grep -q '^BENCH ' "$out" || die "wrk printed no summary against $target ($mode, c=$conc):
 $(cat "$out")"
     kill -0 "${PID[$target]}" 2>/dev/null || die "$target (pid ${PID[$target]}) died during the run (logs in $WORK)"
+}
+
+# run_wrk TARGET... MODE CONC SECONDS: one wrk per target, all at once, each writing
+# $WORK/wrk-TARGET.txt; CPU_BEFORE[target] holds each target's CPU time (ns) at the start.
+declare -A CPU_BEFORE WRK_PIDS
+run_wrk() {
+    local n=$(($# - 3)) target
+    local -a targets=("${@:1:n}")
+    local mode=${*:n+1:1} conc=${*:n+2:1} secs=${*:n+3:1}
+    for target in "${targets[@]}"; do CPU_BEFORE[$target]=$(cpu_ns "${PID[$target]}"); done
+    for target in "${targets[@]}"; do
+        launch_wrk "$target" "$mode" "$conc" "$secs" "$WORK/wrk-$target.txt"
+        WRK_PIDS[$target]=$WRK_PID
+    done
+    for target in "${targets[@]}"; do
+        await_wrk "$target" "$mode" "$conc" "$WORK/wrk-$target.txt" "${WRK_PIDS[$target]}"
+    done
 }
 
 field() { sed -n "s/.*[[:space:]]$1=\([0-9]*\).*/\1/p" <<<"$2"; }
@@ -411,42 +442,56 @@ median() { # numbers... -> the middle one (the lower middle for an even count)
 declare -A RPS P50 P99 NON2XX SOCK RSS CPU_US ALL_RPS ALL_P50 ALL_P99 ALL_CPU
 nruns=0
 for _ in $MODES; do for _ in $CONCURRENCY; do for _ in $TARGETS; do nruns=$((nruns + ROUNDS)); done; done; done
-log "$nruns runs of ${DURATION}s (+${WARMUP}s warm-up before each target's first round):" \
-    "about $((nruns * (DURATION + 1) / 60 + 1)) min"
+ntargets=$(wc -w <<<"$TARGETS")
+log "$nruns runs of ${DURATION}s (+${WARMUP}s warm-up before each target's first round)" \
+    "$( ((SIMULTANEOUS)) && echo "in groups of $ntargets run at once"):" \
+    "about $(( (SIMULTANEOUS ? nruns / ntargets : nruns) * (DURATION + 1) / 60 + 1)) min"
+
+# account TARGET MODE CONC ROUND: records a finished run of TARGET from $WORK/wrk-TARGET.txt.
+account() {
+    local target=$1 mode=$2 conc=$3 round=$4 k="$2|$3|$1" line reqs dur rps p50 p99 cpu ns
+    ns=$(($(cpu_ns "${PID[$target]}") - CPU_BEFORE[$target]))
+    RSS[$k]=$(rss_kb "${PID[$target]}")
+    cp "$WORK/wrk-$target.txt" "$WORK/run-$mode-$conc-$target-$round.txt"
+    line=$(grep -m1 '^BENCH ' "$WORK/wrk-$target.txt")
+    reqs=$(field requests "$line")
+    dur=$(field duration_us "$line")
+    rps=$(awk -v r="$reqs" -v d="$dur" 'BEGIN { printf "%.0f", (d > 0 ? r / (d / 1e6) : 0) }')
+    p50=$(awk -v u="$(field p50_us "$line")" 'BEGIN { printf "%.3f", u / 1000 }')
+    p99=$(awk -v u="$(field p99_us "$line")" 'BEGIN { printf "%.3f", u / 1000 }')
+    cpu=$(awk -v ns="$ns" -v r="$reqs" 'BEGIN { printf "%.1f", (r > 0 ? ns / 1000 / r : 0) }')
+    ALL_CPU[$k]+="$cpu "
+    ALL_RPS[$k]+="$rps "
+    ALL_P50[$k]+="$p50 "
+    ALL_P99[$k]+="$p99 "
+    NON2XX[$k]=$((${NON2XX[$k]:-0} + $(field non2xx "$line")))
+    SOCK[$k]=$((${SOCK[$k]:-0} + $(field connect "$line") + $(field read "$line") +
+        $(field write "$line") + $(field timeout "$line")))
+    log "[$run/$nruns] $mode c=$conc $target (round $round): $rps req/s, p50 $p50 ms," \
+        "p99 $p99 ms, non-2xx ${NON2XX[$k]}, socket errors ${SOCK[$k]}," \
+        "RSS $(kb_to_mb "${RSS[$k]}") MB, CPU $cpu µs/request"
+}
 
 run=0
 for mode in $MODES; do
     for conc in $CONCURRENCY; do
         for ((round = 1; round <= ROUNDS; round++)); do
+            if ((SIMULTANEOUS)); then
+                # shellcheck disable=SC2086 # word splitting intended: the targets
+                ((WARMUP > 0 && round == 1)) && run_wrk $TARGETS "$mode" "$conc" "$WARMUP"
+                # shellcheck disable=SC2086
+                run_wrk $TARGETS "$mode" "$conc" "$DURATION"
+                for target in $TARGETS; do
+                    run=$((run + 1))
+                    account "$target" "$mode" "$conc" "$round"
+                done
+                continue
+            fi
             for target in $TARGETS; do
                 run=$((run + 1))
-                k="$mode|$conc|$target"
-                if ((WARMUP > 0 && round == 1)); then
-                    run_wrk "$target" "$mode" "$conc" "$WARMUP" "$WORK/warmup.txt"
-                fi
-                out="$WORK/run-$mode-$conc-$target-$round.txt"
-                ticks=$(cpu_ticks "${PID[$target]}")
-                run_wrk "$target" "$mode" "$conc" "$DURATION" "$out"
-                ticks=$(($(cpu_ticks "${PID[$target]}") - ticks))
-                RSS[$k]=$(rss_kb "${PID[$target]}")
-                line=$(grep -m1 '^BENCH ' "$out")
-                reqs=$(field requests "$line")
-                dur=$(field duration_us "$line")
-                rps=$(awk -v r="$reqs" -v d="$dur" 'BEGIN { printf "%.0f", (d > 0 ? r / (d / 1e6) : 0) }')
-                p50=$(awk -v u="$(field p50_us "$line")" 'BEGIN { printf "%.3f", u / 1000 }')
-                p99=$(awk -v u="$(field p99_us "$line")" 'BEGIN { printf "%.3f", u / 1000 }')
-                cpu=$(awk -v t="$ticks" -v hz="$CLK_TCK" -v r="$reqs" \
-                    'BEGIN { printf "%.1f", (r > 0 ? t * 1e6 / hz / r : 0) }')
-                ALL_CPU[$k]+="$cpu "
-                ALL_RPS[$k]+="$rps "
-                ALL_P50[$k]+="$p50 "
-                ALL_P99[$k]+="$p99 "
-                NON2XX[$k]=$((${NON2XX[$k]:-0} + $(field non2xx "$line")))
-                SOCK[$k]=$((${SOCK[$k]:-0} + $(field connect "$line") + $(field read "$line") +
-                    $(field write "$line") + $(field timeout "$line")))
-                log "[$run/$nruns] $mode c=$conc $target (round $round): $rps req/s, p50 $p50 ms," \
-                    "p99 $p99 ms, non-2xx ${NON2XX[$k]}, socket errors ${SOCK[$k]}," \
-                    "RSS $(kb_to_mb "${RSS[$k]}") MB, CPU $cpu µs/request"
+                ((WARMUP > 0 && round == 1)) && run_wrk "$target" "$mode" "$conc" "$WARMUP"
+                run_wrk "$target" "$mode" "$conc" "$DURATION"
+                account "$target" "$mode" "$conc" "$round"
             done
         done
         for target in $TARGETS; do
@@ -505,6 +550,12 @@ report() {
         "the mock; nginx: master + worker) right after its last run. CPU is the process under test's" \
         "user + system time during the run per request served (median round); at c=32/128 the" \
         "gateway's core is saturated, so it is the cost that bounds throughput, with less noise."
+    if ((SIMULTANEOUS)); then
+        echo
+        echo "**Simultaneous rounds**: in each round every target was loaded at the same time, all" \
+            "sharing the gateway core; compare targets by their ratios (CPU cost per request), not" \
+            "by absolute req/s."
+    fi
     echo
     echo "| mode | concurrency | target | req/s | p50 ms | p99 ms | non-2xx | RSS MB | CPU µs/req |"
     echo "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
