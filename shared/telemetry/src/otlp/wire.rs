@@ -420,6 +420,10 @@ pub(in crate::otlp) mod tests {
                     KeyValue::new("http.route", "/v1/chat/completions"),
                     KeyValue::new("gen_ai.usage.input_tokens", 12_i64),
                     KeyValue::new("negative", -3_i64),
+                    KeyValue::new("zero", 0_i64),
+                    KeyValue::new("one varint byte", 127_i64),
+                    KeyValue::new("two varint bytes", 128_i64),
+                    KeyValue::new("max", i64::MAX),
                     KeyValue::new("long", long.clone()),
                     KeyValue::new("", ""),
                     // 127 and 128 bytes as a `KeyValue`: the last with one-byte lengths, and
