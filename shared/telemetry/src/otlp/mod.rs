@@ -1,8 +1,9 @@
 //! OTLP/gRPC span export: each ended span is written straight into the protobuf bytes of an
 //! `ExportTraceServiceRequest`'s span list ([`Queue::push`], on the request's thread), and a
 //! dedicated export thread sends what has gathered as one unary call to
-//! `opentelemetry.proto.collector.trace.v1.TraceService/Export` when 512 spans are waiting or
-//! every 5 seconds (the OpenTelemetry batch processor's defaults), and once more at shutdown.
+//! `opentelemetry.proto.collector.trace.v1.TraceService/Export` when 2,048 spans (or 1 MiB) are
+//! waiting or every 5 seconds, and once more at shutdown; a sent batch's buffer takes the batch
+//! after next.
 //!
 //! The OpenTelemetry SDK's batch processor with `opentelemetry-otlp` does the same in three
 //! steps: a `SpanData` per span handed to the processor's thread, copied there into an owned
@@ -19,8 +20,8 @@
 //! percent-encoded values), the per-export timeout from `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT` /
 //! `OTEL_EXPORTER_OTLP_TIMEOUT` (milliseconds, default 10 s). A failed export is retried twice
 //! with a short backoff when the collector says it is busy or unavailable, then dropped with a
-//! warning; while the collector is behind, at most 2,048 spans wait and newer ones are dropped
-//! (counted in the next warning): spans are never worth blocking requests for.
+//! warning; while the collector is behind, at most 8,192 spans (3 MiB) wait and newer ones are
+//! dropped (counted in the next warning): spans are never worth blocking requests for.
 
 mod settings;
 pub(crate) mod wire;
@@ -43,11 +44,18 @@ use tonic::transport::{Channel, Endpoint};
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const RETRIES: u32 = 2;
-/// Spans per export once that many wait, and the longest a span waits otherwise.
-const BATCH: usize = 512;
+/// An export goes out once this many spans wait, or their encoding reaches [`BATCH_BYTES`],
+/// or [`DELAY`] after the last one. Four times the OpenTelemetry batch processor's 512: each
+/// export costs the node's core a dozen system calls and thread wake-ups besides its bytes, and
+/// with 512-span batches that was a measurable part of tracing's cost (the README's benchmark
+/// notes); ~2,000 spans of this node's size are ~0.8 MB.
+const BATCH: usize = 2048;
+const BATCH_BYTES: usize = 1 << 20;
 const DELAY: Duration = Duration::from_secs(5);
-/// Spans that may wait for a slow collector before newer ones are dropped.
-const MAX_QUEUED: usize = 2048;
+/// Spans that may wait for a slow collector before newer ones are dropped. A backlog goes out as
+/// one request, so its bytes stay under the 4 MiB message limit gRPC servers apply by default.
+const MAX_QUEUED: usize = 4 * BATCH;
+const MAX_QUEUED_BYTES: usize = 3 << 20;
 /// How long shutdown waits for the last export.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 
@@ -137,21 +145,28 @@ struct Pending {
     spans: Vec<u8>,
     count: usize,
     stopping: bool,
+    /// The previous batch's buffer, emptied once it was sent: the next batch is written into it
+    /// rather than into a new allocation.
+    spare: Vec<u8>,
 }
 
 impl Queue {
     /// Adds a finished span's body ([`crate::spans::Span`]) to the next batch; drops it when
-    /// the collector has fallen behind by [`MAX_QUEUED`] spans. Never blocks on the network.
+    /// the collector has fallen behind by [`MAX_QUEUED`] spans or [`MAX_QUEUED_BYTES`]. Never
+    /// blocks on the network.
     pub(crate) fn push(&self, span: Vec<u8>) {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        if pending.count >= MAX_QUEUED || pending.stopping {
+        if pending.count >= MAX_QUEUED
+            || pending.spans.len() + span.len() > MAX_QUEUED_BYTES
+            || pending.stopping
+        {
             drop(pending);
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
         scope_span(&mut pending.spans, &span);
         pending.count += 1;
-        let full = pending.count == BATCH;
+        let full = pending.count >= BATCH || pending.spans.len() >= BATCH_BYTES;
         drop(pending);
         if full {
             self.wake.notify_one();
@@ -163,9 +178,17 @@ impl Queue {
     fn take(&self) -> (Vec<u8>, usize, bool) {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         let capacity = pending.spans.len().max(64 * 1024);
-        let spans = std::mem::replace(&mut pending.spans, Vec::with_capacity(capacity));
+        let mut next = std::mem::take(&mut pending.spare);
+        next.reserve(capacity);
+        let spans = std::mem::replace(&mut pending.spans, next);
         let count = std::mem::take(&mut pending.count);
         (spans, count, pending.stopping)
+    }
+
+    /// Hands back a sent batch's buffer for the next batch.
+    fn recycle(&self, mut buffer: Vec<u8>) {
+        buffer.clear();
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).spare = buffer;
     }
 
     fn stop(&self) {
@@ -248,11 +271,18 @@ async fn run(client: Client, head: Head, queue: Arc<Queue>) {
         }
         let (spans, count, stopping) = queue.take();
         if count > 0 {
+            let spans = Bytes::from(spans);
             let body = Batch {
                 prefix: Bytes::from(request_prefix(&head, spans.len())),
-                spans: Bytes::from(spans),
+                spans: spans.clone(),
             };
-            if let Err(status) = client.export(body).await {
+            let sent = client.export(body).await;
+            // Sent (or given up on): the client holds no copy of the spans any more.
+            if let Ok(mut buffer) = spans.try_into_mut() {
+                buffer.clear();
+                queue.recycle(Vec::from(buffer));
+            }
+            if let Err(status) = sent {
                 tracing::warn!(
                     spans = count,
                     code = ?status.code(),
@@ -456,6 +486,10 @@ mod tests {
             [(Some("ml".to_owned()), 3), (Some("ml".to_owned()), 3)],
             "refused once as busy, then accepted"
         );
+        assert!(
+            queue.pending.lock().unwrap().spare.capacity() > 0,
+            "the sent batch's buffer came back for the next batch"
+        );
         queue.push(span("late", 0, false, false, vec![]).ours());
         assert_eq!(queue.take().1, 0, "nothing is queued once stopped");
 
@@ -501,5 +535,48 @@ mod tests {
         );
         queue.push(span("chat m", 0, false, false, vec![]).ours());
         assert_eq!(queue.take().1, 1, "room again once taken");
+
+        // Large spans: the bytes bound holds first, so a backlog stays one acceptable request.
+        let big = || {
+            let attribute = opentelemetry::KeyValue::new("big", "x".repeat(100_000));
+            span("chat m", 0, false, false, vec![attribute]).ours()
+        };
+        let dropped = queue.dropped.load(Ordering::Relaxed);
+        for _ in 0..40 {
+            queue.push(big());
+        }
+        let (spans, count, _) = queue.take();
+        assert!(
+            spans.len() <= MAX_QUEUED_BYTES && count >= 30,
+            "{count} spans, {} bytes",
+            spans.len()
+        );
+        assert_eq!(
+            queue.dropped.load(Ordering::Relaxed) - dropped,
+            40 - count as u64
+        );
+    }
+
+    #[test]
+    fn a_sent_batchs_buffer_takes_the_batch_after_next() {
+        let queue = Queue::default();
+        let _ = queue.take(); // from here on every batch has a full-size buffer
+        queue.push(span("chat m", 0, false, false, vec![]).ours());
+        let (first, ..) = queue.take();
+        let first_buffer = first.as_ptr();
+        queue.recycle(first);
+        queue.push(span("chat m", 1, false, false, vec![]).ours());
+        let (second, count, _) = queue.take();
+        assert_eq!(count, 1);
+        assert_ne!(second.as_ptr(), first_buffer);
+        queue.push(span("chat m", 2, false, false, vec![]).ours());
+        let (third, count, _) = queue.take();
+        assert_eq!(count, 1);
+        assert_eq!(
+            third.as_ptr(),
+            first_buffer,
+            "written into the recycled buffer"
+        );
+        assert_eq!(third.len(), second.len(), "holding only the new span");
     }
 }
