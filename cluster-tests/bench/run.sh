@@ -479,22 +479,17 @@ run=0
 for mode in $MODES; do
     for conc in $CONCURRENCY; do
         for ((round = 1; round <= ROUNDS; round++)); do
-            if ((SIMULTANEOUS)); then
-                # shellcheck disable=SC2086 # word splitting intended: the targets
-                ((WARMUP > 0 && round == 1)) && run_wrk $TARGETS "$mode" "$conc" "$WARMUP"
+            # The targets loaded together: all of them at once, or one after another.
+            if ((SIMULTANEOUS)); then groups=("$TARGETS"); else read -r -a groups <<<"$TARGETS"; fi
+            for group in "${groups[@]}"; do
+                # shellcheck disable=SC2086 # word splitting intended: the group's targets
+                ((WARMUP > 0 && round == 1)) && run_wrk $group "$mode" "$conc" "$WARMUP"
                 # shellcheck disable=SC2086
-                run_wrk $TARGETS "$mode" "$conc" "$DURATION"
-                for target in $TARGETS; do
+                run_wrk $group "$mode" "$conc" "$DURATION"
+                for target in $group; do
                     run=$((run + 1))
                     account "$target" "$mode" "$conc" "$round"
                 done
-                continue
-            fi
-            for target in $TARGETS; do
-                run=$((run + 1))
-                ((WARMUP > 0 && round == 1)) && run_wrk "$target" "$mode" "$conc" "$WARMUP"
-                run_wrk "$target" "$mode" "$conc" "$DURATION"
-                account "$target" "$mode" "$conc" "$round"
             done
         done
         for target in $TARGETS; do

@@ -72,7 +72,7 @@ pub(crate) struct SpanAttributes {
 }
 
 impl SpanAttributes {
-    fn new(group: &str, deployment: &Deployment, id: &str) -> Self {
+    fn new(group: &str, deployment: &Deployment) -> Self {
         let provider = deployment.provider.name();
         let of_model = |model: &str| {
             PerOperation::new(|endpoint| {
@@ -80,7 +80,7 @@ impl SpanAttributes {
                     ("gen_ai.operation.name", operation_name(endpoint)),
                     ("gen_ai.request.model", model),
                     ("gen_ai.provider.name", provider),
-                    ("tollgate.deployment", id),
+                    ("tollgate.deployment", deployment.id.as_str()),
                 ])
             })
         };
@@ -166,7 +166,7 @@ impl ModelGroups {
             let id: Arc<str> = Arc::from(deployment.id.as_str());
             let (price, max_output_tokens) = price_of(&deployment);
             let target = Target {
-                spans: SpanAttributes::new(&name, &deployment, &id),
+                spans: SpanAttributes::new(&name, &deployment),
                 id_header: HeaderValue::from_str(&id).ok(),
                 id,
                 price,

@@ -185,10 +185,14 @@ impl Queue {
         (spans, count, pending.stopping)
     }
 
-    /// Hands back a sent batch's buffer for the next batch.
-    fn recycle(&self, mut buffer: Vec<u8>) {
+    /// Takes a sent batch's buffer back for the batch after next, when nothing else holds it.
+    fn recycle(&self, sent: Bytes) {
+        let Ok(mut buffer) = sent.try_into_mut() else {
+            return;
+        };
+        // Emptied first: turning it back into a `Vec` moves whatever it still holds.
         buffer.clear();
-        self.pending.lock().unwrap_or_else(|e| e.into_inner()).spare = buffer;
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).spare = Vec::from(buffer);
     }
 
     fn stop(&self) {
@@ -278,10 +282,7 @@ async fn run(client: Client, head: Head, queue: Arc<Queue>) {
             };
             let sent = client.export(body).await;
             // Sent (or given up on): the client holds no copy of the spans any more.
-            if let Ok(mut buffer) = spans.try_into_mut() {
-                buffer.clear();
-                queue.recycle(Vec::from(buffer));
-            }
+            queue.recycle(spans);
             if let Err(status) = sent {
                 tracing::warn!(
                     spans = count,
@@ -564,7 +565,7 @@ mod tests {
         queue.push(span("chat m", 0, false, false, vec![]).ours());
         let (first, ..) = queue.take();
         let first_buffer = first.as_ptr();
-        queue.recycle(first);
+        queue.recycle(Bytes::from(first));
         queue.push(span("chat m", 1, false, false, vec![]).ours());
         let (second, count, _) = queue.take();
         assert_eq!(count, 1);
