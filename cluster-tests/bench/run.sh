@@ -16,6 +16,9 @@
 #      the same VM speed. Their ratios are then ratios of CPU cost per request, free of the
 #      drift that sequential runs of a few seconds still catch. Use it to compare variants of one
 #      gateway (the observability targets) at concurrency 32 and 128.
+#      Every gateway runs in its own session (setsid), so the kernel's autogroups share the core
+#      fairly between processes; shared between threads, a gateway's helper thread (the OTLP
+#      export thread) got a share of its own and its cost fell on the other targets.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -77,7 +80,7 @@ apt_install() { # pkg...
 
 find_nginx() { command -v nginx || { [[ -x /usr/sbin/nginx ]] && echo /usr/sbin/nginx; } || true; }
 
-for tool in taskset ps pgrep ss; do
+for tool in taskset setsid ps pgrep ss; do
     command -v "$tool" >/dev/null || die "'$tool' not found (util-linux / procps / iproute2)"
 done
 command -v curl >/dev/null || apt_install curl
@@ -252,7 +255,7 @@ if wants nginx; then
             die "nginx rejected its config:
 $(cat "$WORK/nginx-t.err")"
         log "starting nginx on core $GATEWAY_CORE, port $NGINX_PORT"
-        start_bg nginx taskset -c "$GATEWAY_CORE" "$NGINX" -p "$NGX" -c "$NGX/nginx.conf" "${errflag[@]}"
+        start_bg nginx setsid taskset -c "$GATEWAY_CORE" "$NGINX" -p "$NGX" -c "$NGX/nginx.conf" "${errflag[@]}"
         NGINX_PID=$LAST_PID
         up=0
         for ((i = 0; i < 100; i++)); do
@@ -293,7 +296,7 @@ model_list:
 general_settings: { master_key: $KEY }
 EOF
     log "starting tollgate on core $GATEWAY_CORE"
-    start_bg tollgate taskset -c "$GATEWAY_CORE" "$TOLLGATE_BIN" serve --admin-port 0 --config "$WORK/tollgate.yaml" \
+    start_bg tollgate setsid taskset -c "$GATEWAY_CORE" "$TOLLGATE_BIN" serve --admin-port 0 --config "$WORK/tollgate.yaml" \
         --port 0 --host 127.0.0.1 --data-dir "$WORK/tollgate-data" --drain-timeout 1
     TOLLGATE_PID=$LAST_PID
     TOLLGATE_PORT=$(wait_announced_port tollgate "$TOLLGATE_PID")
@@ -320,7 +323,7 @@ start_variant() { # name observability-yaml
         "general_settings: { master_key: $KEY }" "observability: $observability" >"$WORK/$name.yaml"
     mkdir -p "$WORK/$name-data"
     log "starting $name on core $GATEWAY_CORE"
-    start_bg "$name" taskset -c "$GATEWAY_CORE" "$TOLLGATE_BIN" serve --admin-port 0 \
+    start_bg "$name" setsid taskset -c "$GATEWAY_CORE" "$TOLLGATE_BIN" serve --admin-port 0 \
         --config "$WORK/$name.yaml" --port 0 --host 127.0.0.1 --data-dir "$WORK/$name-data" \
         --drain-timeout 1
     PID[$name]=$LAST_PID
