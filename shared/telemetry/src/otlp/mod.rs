@@ -18,7 +18,10 @@
 //! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` / `OTEL_EXPORTER_OTLP_ENDPOINT`, headers from
 //! `OTEL_EXPORTER_OTLP_TRACES_HEADERS` / `OTEL_EXPORTER_OTLP_HEADERS` (`k=v,k2=v2`,
 //! percent-encoded values), the per-export timeout from `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT` /
-//! `OTEL_EXPORTER_OTLP_TIMEOUT` (milliseconds, default 10 s). A failed export is retried twice
+//! `OTEL_EXPORTER_OTLP_TIMEOUT` (milliseconds, default 10 s); for `https://` endpoints, the
+//! system's CA certificates plus the PEM file in `OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE` /
+//! `OTEL_EXPORTER_OTLP_CERTIFICATE`, and a client certificate (mutual TLS) from
+//! `..._CLIENT_CERTIFICATE` and `..._CLIENT_KEY`. A failed export is retried twice
 //! with a short backoff when the collector says it is busy or unavailable, then dropped with a
 //! warning; while the collector is behind, at most 8,192 spans (3 MiB) wait and newer ones are
 //! dropped (counted in the next warning): spans are never worth blocking requests for.
@@ -36,10 +39,12 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, Bytes};
 use http::uri::PathAndQuery;
 use opentelemetry_sdk::Resource;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject as _;
 use tokio::sync::Notify;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -65,6 +70,8 @@ pub(crate) enum ExporterError {
     Endpoint(String, String),
     #[error("invalid OTLP header '{0}'")]
     Header(String),
+    #[error("OTLP exporter TLS: {0}")]
+    Tls(String),
     #[error("cannot start the OTLP export thread: {0}")]
     Thread(String),
 }
@@ -87,11 +94,13 @@ impl Client {
             .map_err(|e| invalid(&e))?
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout);
-        if endpoint.uri().scheme_str() != Some("http") {
-            return Err(invalid(
-                &"only plain http:// endpoints are supported (put a local collector in front of a TLS one)",
-            ));
-        }
+        let endpoint = match endpoint.uri().scheme_str() {
+            Some("http") => endpoint,
+            Some("https") => endpoint
+                .tls_config(tls(settings)?)
+                .map_err(|e| ExporterError::Tls(source_chain(&e)))?,
+            _ => return Err(invalid(&"the endpoint must start with http:// or https://")),
+        };
         let mut metadata = MetadataMap::new();
         for (key, value) in &settings.headers {
             let name = MetadataKey::from_bytes(key.as_bytes())
@@ -306,6 +315,55 @@ async fn run(client: Client, head: Head, queue: Arc<Queue>) {
     }
 }
 
+/// TLS for an `https://` collector: the system's CA certificates, plus the CA and client
+/// identity files named by `OTEL_EXPORTER_OTLP_[TRACES_]CERTIFICATE`, `..._CLIENT_CERTIFICATE`
+/// and `..._CLIENT_KEY`.
+fn tls(settings: &ExportSettings) -> Result<ClientTlsConfig, ExporterError> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path)
+            .map_err(|e| ExporterError::Tls(format!("cannot read {}: {e}", path.display())))
+    };
+    let mut tls = ClientTlsConfig::new().with_native_roots();
+    if let Some(ca) = &settings.certificate {
+        let pem = read(ca)?;
+        // tonic skips what is not a certificate; a file with none would trust nothing new.
+        let certificates = CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>();
+        if !certificates.is_ok_and(|c| !c.is_empty()) {
+            return Err(ExporterError::Tls(format!(
+                "{} holds no PEM certificate",
+                ca.display()
+            )));
+        }
+        tls = tls.ca_certificate(Certificate::from_pem(pem));
+    }
+    match (&settings.client_certificate, &settings.client_key) {
+        (Some(certificate), Some(key)) => {
+            tls = tls.identity(Identity::from_pem(read(certificate)?, read(key)?));
+        }
+        (None, None) => {}
+        _ => {
+            return Err(ExporterError::Tls(
+                "a client certificate needs its key and a key its certificate \
+                 (OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY)"
+                    .to_owned(),
+            ));
+        }
+    }
+    Ok(tls)
+}
+
+/// An error and its causes, `: `-joined (tonic's TLS errors say what was wrong in a cause).
+fn source_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// An endpoint for messages: any `user:password@` is left out.
 fn without_userinfo(endpoint: &str) -> String {
     let (scheme, rest) = endpoint.split_once("://").unwrap_or(("", endpoint));
@@ -397,9 +455,11 @@ mod tests {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
             timeout: DEFAULT_TIMEOUT,
+            ..ExportSettings::default()
         };
         assert!(Client::configure(&settings("http://127.0.0.1:4317", &[("x-key", "v")])).is_ok());
-        for bad in ["not a uri", "https://collector:4317", "collector:4317"] {
+        assert!(Client::configure(&settings("https://collector:4317", &[])).is_ok());
+        for bad in ["not a uri", "ftp://collector:4317", "collector:4317"] {
             assert!(
                 matches!(
                     Client::configure(&settings(bad, &[])),
@@ -408,20 +468,107 @@ mod tests {
                 "{bad}"
             );
         }
-        let Err(refused) =
-            Client::configure(&settings("https://otel:s3cret@collector:4317/v1", &[]))
+        let Err(refused) = Client::configure(&settings("ftp://otel:s3cret@collector:4317/v1", &[]))
         else {
-            panic!("an https endpoint was accepted");
+            panic!("an ftp endpoint was accepted");
         };
         let message = refused.to_string();
         assert!(
-            !message.contains("s3cret") && message.contains("https://***@collector:4317/v1"),
+            !message.contains("s3cret") && message.contains("ftp://***@collector:4317/v1"),
             "{message}"
         );
         assert!(matches!(
             Client::configure(&settings("http://127.0.0.1:4317", &[("bad key", "v")])),
             Err(ExporterError::Header(_))
         ));
+    }
+
+    /// Test certificates (`testdata/`, made with `openssl req`/`x509`, valid until 2126): a CA,
+    /// a server certificate for 127.0.0.1 and localhost, and a client certificate, both signed
+    /// by the CA.
+    fn testdata(name: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata")
+            .join(name)
+    }
+
+    #[test]
+    fn tls_files_that_cannot_be_used_are_refused_at_start() {
+        let https = |certificate: Option<&str>, client: Option<&str>, key: Option<&str>| {
+            Client::configure(&ExportSettings {
+                endpoint: "https://127.0.0.1:4317".to_owned(),
+                timeout: DEFAULT_TIMEOUT,
+                certificate: certificate.map(testdata),
+                client_certificate: client.map(testdata),
+                client_key: key.map(testdata),
+                ..ExportSettings::default()
+            })
+        };
+        assert!(https(Some("ca.pem"), Some("client.pem"), Some("client.key")).is_ok());
+        let Err(missing) = https(Some("no-such-ca.pem"), None, None) else {
+            panic!("a missing CA file was accepted");
+        };
+        assert!(missing.to_string().contains("no-such-ca.pem"), "{missing}");
+        let Err(half) = https(None, Some("client.pem"), None) else {
+            panic!("a client certificate without its key was accepted");
+        };
+        assert!(half.to_string().contains("CLIENT_KEY"), "{half}");
+        let Err(garbage) = https(Some("client.key"), None, None) else {
+            panic!("a key was accepted as a CA certificate");
+        };
+        assert!(matches!(garbage, ExporterError::Tls(_)), "{garbage}");
+        let Err(no_key) = https(None, Some("client.pem"), Some("client.pem")) else {
+            panic!("a certificate was accepted as a private key");
+        };
+        assert!(matches!(no_key, ExporterError::Tls(_)), "{no_key}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_https_collector_is_reached_only_with_its_ca_and_a_client_certificate() {
+        use tonic::transport::ServerTlsConfig;
+        let pem = |name: &str| std::fs::read(testdata(name)).unwrap();
+        let collector = Collector::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Mutual TLS: the collector also asks for a client certificate signed by the CA.
+        let server_tls = ServerTlsConfig::new()
+            .identity(Identity::from_pem(pem("server.pem"), pem("server.key")))
+            .client_ca_root(Certificate::from_pem(pem("ca.pem")));
+        let server = tonic::transport::Server::builder()
+            .tls_config(server_tls)
+            .unwrap()
+            .add_service(TraceServiceServer::new(collector.clone()))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
+        tokio::spawn(server);
+        let settings = |ca: bool, client: bool| ExportSettings {
+            endpoint: format!("https://{addr}"),
+            timeout: Duration::from_secs(5),
+            certificate: ca.then(|| testdata("ca.pem")),
+            client_certificate: client.then(|| testdata("client.pem")),
+            client_key: client.then(|| testdata("client.key")),
+            ..ExportSettings::default()
+        };
+        let export = |settings: ExportSettings, spans: u64| async move {
+            let (exporter, queue) =
+                Exporter::start(&settings, &Resource::builder().build()).unwrap();
+            for i in 0..spans {
+                queue.push(span("chat m", i, false, false, vec![]).ours());
+            }
+            tokio::task::spawn_blocking(move || drop(exporter))
+                .await
+                .unwrap();
+        };
+        export(settings(true, true), 2).await;
+        assert_eq!(*collector.calls.lock().unwrap(), [(None, 2)]);
+        // The server's certificate is not signed by a CA the system trusts.
+        export(settings(false, true), 3).await;
+        // Without a client certificate the collector refuses the connection.
+        export(settings(true, false), 4).await;
+        assert_eq!(
+            *collector.calls.lock().unwrap(),
+            [(None, 2)],
+            "nothing arrived without the CA or without the client certificate"
+        );
     }
 
     /// Per export call: the `x-team` header it carried and how many spans it held.
@@ -473,6 +620,7 @@ mod tests {
             endpoint: format!("http://{addr}"),
             headers: vec![("x-team".to_owned(), "ml".to_owned())],
             timeout: Duration::from_secs(5),
+            ..ExportSettings::default()
         };
         let (exporter, queue) = Exporter::start(&settings, &Resource::builder().build()).unwrap();
         for i in 0..3 {
@@ -500,8 +648,8 @@ mod tests {
         drop(closed);
         let (endpoint, metadata) = Client::configure(&ExportSettings {
             endpoint: format!("http://{gone}"),
-            headers: vec![],
             timeout: Duration::from_secs(1),
+            ..ExportSettings::default()
         })
         .unwrap();
         let client = Client {

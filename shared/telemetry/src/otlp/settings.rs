@@ -1,16 +1,22 @@
 //! Where and how spans are sent: config first, then the standard `OTEL_EXPORTER_OTLP_*`
 //! variables.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::DEFAULT_TIMEOUT;
 
 /// Where and how spans are sent; see the module documentation for the variables.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct ExportSettings {
     pub(crate) endpoint: String,
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) timeout: Duration,
+    /// For `https://` endpoints: PEM files of a CA to trust besides the system's, and of a
+    /// client certificate and its key (mutual TLS).
+    pub(crate) certificate: Option<PathBuf>,
+    pub(crate) client_certificate: Option<PathBuf>,
+    pub(crate) client_key: Option<PathBuf>,
 }
 
 impl ExportSettings {
@@ -43,10 +49,23 @@ impl ExportSettings {
         )
         .and_then(|ms| ms.trim().parse::<u64>().ok())
         .map_or(DEFAULT_TIMEOUT, Duration::from_millis);
+        let path = |signal: &str, general: &str| either(signal, general).map(PathBuf::from);
         Some(ExportSettings {
             endpoint: endpoint.trim().to_owned(),
             headers,
             timeout,
+            certificate: path(
+                "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+                "OTEL_EXPORTER_OTLP_CERTIFICATE",
+            ),
+            client_certificate: path(
+                "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
+                "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+            ),
+            client_key: path(
+                "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
+                "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+            ),
         })
     }
 }
@@ -101,9 +120,18 @@ mod tests {
                     "api-key=s%20ecret, X-Team=ml ,broken",
                 ),
                 ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
+                ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/etc/ca.pem"),
+                ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/etc/me.pem"),
+                ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/etc/me.key"),
             ]),
         )
         .unwrap();
+        assert_eq!(general.certificate, Some(PathBuf::from("/etc/ca.pem")));
+        assert_eq!(
+            general.client_certificate,
+            Some(PathBuf::from("/etc/me.pem"))
+        );
+        assert_eq!(general.client_key, Some(PathBuf::from("/etc/me.key")));
         assert_eq!(general.endpoint, "http://collector:4317");
         assert_eq!(
             general.headers,
@@ -119,9 +147,19 @@ mod tests {
                 ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
                 ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://traces:4317"),
                 ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "not a number"),
+                ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/etc/ca.pem"),
+                (
+                    "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+                    "/etc/traces-ca.pem",
+                ),
             ]),
         )
         .unwrap();
+        assert_eq!(
+            specific.certificate,
+            Some(PathBuf::from("/etc/traces-ca.pem"))
+        );
+        assert_eq!(specific.client_key, None);
         assert_eq!(specific.endpoint, "http://traces:4317");
         assert_eq!(specific.timeout, DEFAULT_TIMEOUT);
         let configured = ExportSettings::resolve(
