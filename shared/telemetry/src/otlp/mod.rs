@@ -21,7 +21,8 @@
 //! `OTEL_EXPORTER_OTLP_TIMEOUT` (milliseconds, default 10 s); for `https://` endpoints, the
 //! system's CA certificates plus the PEM file in `OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE` /
 //! `OTEL_EXPORTER_OTLP_CERTIFICATE`, and a client certificate (mutual TLS) from
-//! `..._CLIENT_CERTIFICATE` and `..._CLIENT_KEY`. A failed export is retried twice
+//! `..._CLIENT_CERTIFICATE` and `..._CLIENT_KEY`; gzip when `OTEL_EXPORTER_OTLP_TRACES_COMPRESSION` /
+//! `OTEL_EXPORTER_OTLP_COMPRESSION` is `gzip`. A failed export is retried twice
 //! with a short backoff when the collector says it is busy or unavailable, then dropped with a
 //! warning; while the collector is behind, at most 8,192 spans (3 MiB) wait and newer ones are
 //! dropped (counted in the next warning): spans are never worth blocking requests for.
@@ -42,7 +43,7 @@ use opentelemetry_sdk::Resource;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject as _;
 use tokio::sync::Notify;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
@@ -72,9 +73,14 @@ pub(crate) enum ExporterError {
     Header(String),
     #[error("OTLP exporter TLS: {0}")]
     Tls(String),
+    #[error("OTEL_EXPORTER_OTLP_COMPRESSION is '{0}'; it may be gzip or none")]
+    Compression(String),
     #[error("cannot start the OTLP export thread: {0}")]
     Thread(String),
 }
+
+/// A collector's endpoint, the metadata sent with each export, and whether exports are gzipped.
+type Configured = (Endpoint, MetadataMap, bool);
 
 /// Sends batches of spans to one collector.
 #[derive(Debug)]
@@ -82,11 +88,28 @@ struct Client {
     channel: Channel,
     metadata: MetadataMap,
     timeout: Duration,
+    gzip: bool,
 }
 
 impl Client {
-    /// The collector's endpoint and the request metadata, checked.
-    fn configure(settings: &ExportSettings) -> Result<(Endpoint, MetadataMap), ExporterError> {
+    /// A client for the collector, connecting at its first export (so on the runtime it is
+    /// made in).
+    fn lazy((endpoint, metadata, gzip): Configured, timeout: Duration) -> Client {
+        Client {
+            channel: endpoint.connect_lazy(),
+            metadata,
+            timeout,
+            gzip,
+        }
+    }
+
+    /// The collector's endpoint, the request metadata and whether to gzip, checked.
+    fn configure(settings: &ExportSettings) -> Result<Configured, ExporterError> {
+        let gzip = match settings.compression.as_deref() {
+            None | Some("none") => false,
+            Some("gzip") => true,
+            Some(other) => return Err(ExporterError::Compression(other.to_owned())),
+        };
         let invalid = |e: &dyn std::fmt::Display| {
             ExporterError::Endpoint(without_userinfo(&settings.endpoint), e.to_string())
         };
@@ -109,7 +132,7 @@ impl Client {
                 .map_err(|_| ExporterError::Header(key.clone()))?;
             metadata.insert(name, value);
         }
-        Ok((endpoint, metadata))
+        Ok((endpoint, metadata, gzip))
     }
 
     /// Sends one encoded request, retrying what the specification says to retry.
@@ -128,6 +151,11 @@ impl Client {
 
     async fn send(&self, body: Batch) -> Result<(), tonic::Status> {
         let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+        if self.gzip {
+            grpc = grpc
+                .send_compressed(CompressionEncoding::Gzip)
+                .accept_compressed(CompressionEncoding::Gzip);
+        }
         grpc.ready()
             .await
             .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
@@ -228,7 +256,7 @@ impl Exporter {
         settings: &ExportSettings,
         resource: &Resource,
     ) -> Result<(Exporter, Arc<Queue>), ExporterError> {
-        let (endpoint, metadata) = Client::configure(settings)?;
+        let configured = Client::configure(settings)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -236,11 +264,7 @@ impl Exporter {
         // Connects lazily (the first export dials), on the export thread's runtime.
         let client = {
             let _context = runtime.enter();
-            Client {
-                channel: endpoint.connect_lazy(),
-                metadata,
-                timeout: settings.timeout,
-            }
+            Client::lazy(configured, settings.timeout)
         };
         let queue = Arc::new(Queue::default());
         let head = Head {
@@ -571,6 +595,48 @@ mod tests {
         );
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn exports_are_gzipped_when_asked_and_unknown_compressions_refused() {
+        let collector = Collector::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let service =
+            TraceServiceServer::new(collector.clone()).accept_compressed(CompressionEncoding::Gzip);
+        let server = tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
+        tokio::spawn(server);
+        let settings = |compression: Option<&str>| ExportSettings {
+            endpoint: format!("http://{addr}"),
+            timeout: Duration::from_secs(5),
+            compression: compression.map(str::to_owned),
+            ..ExportSettings::default()
+        };
+        for (compression, spans) in [(Some("gzip"), 3), (Some("none"), 2), (None, 1)] {
+            let (exporter, queue) =
+                Exporter::start(&settings(compression), &Resource::builder().build()).unwrap();
+            for i in 0..spans {
+                queue.push(span("chat m", i, false, false, vec![]).ours());
+            }
+            tokio::task::spawn_blocking(move || drop(exporter))
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            *collector.calls.lock().unwrap(),
+            [(None, 3), (None, 2), (None, 1)]
+        );
+        assert_eq!(
+            *collector.encodings.lock().unwrap(),
+            [Some("gzip".to_owned()), None, None]
+        );
+        let refused = Exporter::start(&settings(Some("zstd")), &Resource::builder().build());
+        let Err(refused) = refused else {
+            panic!("an unknown compression was accepted");
+        };
+        assert!(refused.to_string().contains("'zstd'"), "{refused}");
+    }
+
     /// Per export call: the `x-team` header it carried and how many spans it held.
     type Calls = std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, usize)>>>;
 
@@ -580,6 +646,8 @@ mod tests {
     struct Collector {
         calls: Calls,
         busy: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        /// Each call's `grpc-encoding`.
+        encodings: std::sync::Arc<std::sync::Mutex<Vec<Option<String>>>>,
     }
 
     #[tonic::async_trait]
@@ -593,6 +661,12 @@ mod tests {
                 .get("x-team")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
+            let encoding = request
+                .metadata()
+                .get("grpc-encoding")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            self.encodings.lock().unwrap().push(encoding);
             let spans = request.into_inner().resource_spans[0].scope_spans[0]
                 .spans
                 .len();
@@ -646,17 +720,13 @@ mod tests {
         let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let gone = closed.local_addr().unwrap();
         drop(closed);
-        let (endpoint, metadata) = Client::configure(&ExportSettings {
+        let configured = Client::configure(&ExportSettings {
             endpoint: format!("http://{gone}"),
             timeout: Duration::from_secs(1),
             ..ExportSettings::default()
         })
         .unwrap();
-        let client = Client {
-            channel: endpoint.connect_lazy(),
-            metadata,
-            timeout: Duration::from_secs(1),
-        };
+        let client = Client::lazy(configured, Duration::from_secs(1));
         let started = std::time::Instant::now();
         assert!(client.export(Batch::default()).await.is_err());
         assert!(started.elapsed() < Duration::from_secs(10));

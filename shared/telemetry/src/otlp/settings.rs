@@ -17,6 +17,8 @@ pub(crate) struct ExportSettings {
     pub(crate) certificate: Option<PathBuf>,
     pub(crate) client_certificate: Option<PathBuf>,
     pub(crate) client_key: Option<PathBuf>,
+    /// `gzip` or `none` (lower case), when set.
+    pub(crate) compression: Option<String>,
 }
 
 impl ExportSettings {
@@ -66,6 +68,11 @@ impl ExportSettings {
                 "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
                 "OTEL_EXPORTER_OTLP_CLIENT_KEY",
             ),
+            compression: either(
+                "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+                "OTEL_EXPORTER_OTLP_COMPRESSION",
+            )
+            .map(|v| v.trim().to_ascii_lowercase()),
         })
     }
 }
@@ -123,6 +130,7 @@ mod tests {
                 ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/etc/ca.pem"),
                 ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/etc/me.pem"),
                 ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/etc/me.key"),
+                ("OTEL_EXPORTER_OTLP_COMPRESSION", " GZIP"),
             ]),
         )
         .unwrap();
@@ -132,6 +140,7 @@ mod tests {
             Some(PathBuf::from("/etc/me.pem"))
         );
         assert_eq!(general.client_key, Some(PathBuf::from("/etc/me.key")));
+        assert_eq!(general.compression.as_deref(), Some("gzip"));
         assert_eq!(general.endpoint, "http://collector:4317");
         assert_eq!(
             general.headers,
