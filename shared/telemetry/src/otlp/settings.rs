@@ -12,8 +12,8 @@ pub(crate) struct ExportSettings {
     pub(crate) endpoint: String,
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) timeout: Duration,
-    /// For `https://` endpoints: PEM files of a CA to trust besides the system's, and of a
-    /// client certificate and its key (mutual TLS).
+    /// For `https://` endpoints: PEM files of the CA certificates to trust instead of the
+    /// system's, and of a client certificate and its key (mutual TLS).
     pub(crate) certificate: Option<PathBuf>,
     pub(crate) client_certificate: Option<PathBuf>,
     pub(crate) client_key: Option<PathBuf>,
