@@ -71,7 +71,7 @@ pub(crate) enum ExporterError {
     Endpoint(String, String),
     #[error("invalid OTLP header '{0}'")]
     Header(String),
-    #[error("OTLP exporter TLS: {0}")]
+    #[error("TLS: {0}")]
     Tls(String),
     #[error("OTEL_EXPORTER_OTLP_COMPRESSION is '{0}'; it may be gzip or none")]
     Compression(String),
