@@ -20,12 +20,12 @@
 //! percent-encoded values), the per-export timeout from `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT` /
 //! `OTEL_EXPORTER_OTLP_TIMEOUT` (milliseconds, default 10 s); for `https://` endpoints, the CA
 //! certificates in `OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE` / `OTEL_EXPORTER_OTLP_CERTIFICATE`
-//! (else the system's), and a client certificate (mutual TLS) from
-//! `..._CLIENT_CERTIFICATE` and `..._CLIENT_KEY`; gzip when `OTEL_EXPORTER_OTLP_TRACES_COMPRESSION` /
-//! `OTEL_EXPORTER_OTLP_COMPRESSION` is `gzip`. A failed export is retried twice
-//! with a short backoff when the collector says it is busy or unavailable, then dropped with a
-//! warning; while the collector is behind, at most 8,192 spans (3 MiB) wait and newer ones are
-//! dropped (counted in the next warning): spans are never worth blocking requests for.
+//! (else the system's), and a client certificate (mutual TLS) from `..._CLIENT_CERTIFICATE`
+//! and `..._CLIENT_KEY`; gzip when `OTEL_EXPORTER_OTLP_TRACES_COMPRESSION` /
+//! `OTEL_EXPORTER_OTLP_COMPRESSION` is `gzip`. A failed export is retried twice with a short
+//! backoff when the collector says it is busy or unavailable, then dropped with a warning;
+//! while the collector is behind, at most 8,192 spans (3 MiB) wait and newer ones are dropped
+//! (counted in the next warning): spans are never worth blocking requests for.
 
 mod settings;
 pub(crate) mod wire;
@@ -79,8 +79,28 @@ pub(crate) enum ExporterError {
     Thread(String),
 }
 
-/// A collector's endpoint, the metadata sent with each export, and whether exports are gzipped.
-type Configured = (Endpoint, MetadataMap, bool);
+/// A collector's settings, checked: everything a [`Client`] needs but its connection, which
+/// belongs to the runtime it will run on.
+#[derive(Debug)]
+struct Configured {
+    endpoint: Endpoint,
+    metadata: MetadataMap,
+    timeout: Duration,
+    gzip: bool,
+}
+
+impl Configured {
+    /// A client for the collector, connecting at its first export (on the runtime it is made
+    /// in).
+    fn connect_lazy(self) -> Client {
+        Client {
+            channel: self.endpoint.connect_lazy(),
+            metadata: self.metadata,
+            timeout: self.timeout,
+            gzip: self.gzip,
+        }
+    }
+}
 
 /// Sends batches of spans to one collector.
 #[derive(Debug)]
@@ -92,17 +112,6 @@ struct Client {
 }
 
 impl Client {
-    /// A client for the collector, connecting at its first export (so on the runtime it is
-    /// made in).
-    fn lazy((endpoint, metadata, gzip): Configured, timeout: Duration) -> Client {
-        Client {
-            channel: endpoint.connect_lazy(),
-            metadata,
-            timeout,
-            gzip,
-        }
-    }
-
     /// The collector's endpoint, the request metadata and whether to gzip, checked.
     fn configure(settings: &ExportSettings) -> Result<Configured, ExporterError> {
         let gzip = match settings.compression.as_deref() {
@@ -132,7 +141,12 @@ impl Client {
                 .map_err(|_| ExporterError::Header(key.clone()))?;
             metadata.insert(name, value);
         }
-        Ok((endpoint, metadata, gzip))
+        Ok(Configured {
+            endpoint,
+            metadata,
+            timeout: settings.timeout,
+            gzip,
+        })
     }
 
     /// Sends one encoded request, retrying what the specification says to retry.
@@ -264,7 +278,7 @@ impl Exporter {
         // Connects lazily (the first export dials), on the export thread's runtime.
         let client = {
             let _context = runtime.enter();
-            Client::lazy(configured, settings.timeout)
+            configured.connect_lazy()
         };
         let queue = Arc::new(Queue::default());
         let head = Head {
