@@ -17,7 +17,7 @@ use tollgate_api::{ApiError, Endpoint, Usage};
 use tollgate_budget::Ticket;
 use tollgate_providers::sse::UsageFilter;
 use tollgate_providers::{Call, ProviderError, Reply, collect, upstream_error};
-use tollgate_telemetry::spans::{Kind, Span};
+use tollgate_telemetry::spans::{self, Kind, SpanHead};
 use tollgate_telemetry::{Metrics, SpanIds};
 
 use crate::models::Target;
@@ -54,31 +54,63 @@ pub(crate) struct Attempt {
     /// The W3C trace headers sent upstream.
     pub(crate) trace: Vec<(http::HeaderName, http::HeaderValue)>,
     /// The attempt's span, when the request is traced; exported when the attempt ends.
-    pub(crate) span: Option<Span>,
+    pub(crate) span: Option<AttemptSpan>,
 }
 
-/// The span of one upstream attempt, `ids` a child of the request's span: named and labelled
-/// after the GenAI conventions (`chat gpt-4o-2024-08-06`, the deployment's own model name).
-pub(crate) fn attempt_span(ids: SpanIds, endpoint: Endpoint, target: &Target) -> Span {
-    let mut span = Span::start(
-        ids,
-        Kind::Client,
-        &[
-            operation_name(endpoint),
-            " ",
-            &target.upstream.deployment.upstream_model,
-        ],
-        SystemTime::now(),
-    );
-    span.attributes(target.spans.attempt(endpoint));
-    span
+/// The span of one upstream attempt, `ids` a child of the request's span: what it learns along
+/// the way, written when the attempt ends ([`Attempt`]'s `Drop`), named and labelled after the
+/// GenAI conventions (`chat gpt-4o-2024-08-06`, the deployment's own model name).
+#[derive(Debug)]
+pub(crate) struct AttemptSpan {
+    pub(crate) ids: SpanIds,
+    start: SystemTime,
+    /// The upstream's HTTP status, once it answered.
+    status: Option<u16>,
+    /// Why the attempt failed (`error.type`), when it did: the first reason found.
+    error: Option<&'static str>,
+    /// Input and output tokens, once known.
+    tokens: Option<(u64, u64)>,
+}
+
+impl AttemptSpan {
+    pub(crate) fn start(ids: SpanIds) -> Self {
+        Self {
+            ids,
+            start: SystemTime::now(),
+            status: None,
+            error: None,
+            tokens: None,
+        }
+    }
 }
 
 impl Drop for Attempt {
     fn drop(&mut self) {
-        if let Some(span) = self.span.take() {
-            tollgate_telemetry::spans::export(span);
-        }
+        let Some(span) = self.span.take() else {
+            return;
+        };
+        let head = SpanHead {
+            ids: span.ids,
+            kind: Kind::Client,
+            name: &[
+                operation_name(self.endpoint),
+                " ",
+                &self.target.upstream.deployment.upstream_model,
+            ],
+            start: span.start,
+        };
+        spans::export(&head, span.error.is_some(), |writer| {
+            writer.attributes(self.target.spans.attempt(self.endpoint));
+            if let Some(status) = span.status {
+                writer.int("http.response.status_code", i64::from(status));
+            }
+            if let Some(error) = span.error {
+                writer.str("error.type", error);
+            }
+            if let Some((input, output)) = span.tokens {
+                token_attributes(writer, input, output);
+            }
+        });
     }
 }
 
@@ -162,10 +194,7 @@ impl Attempt {
             }
         };
         if let Some(span) = &mut self.span {
-            span.int(
-                "http.response.status_code",
-                i64::from(reply.status.as_u16()),
-            );
+            span.status = Some(reply.status.as_u16());
         }
         if !reply.status.is_success() {
             self.upstream_done(false, started);
@@ -289,8 +318,7 @@ impl Attempt {
 
     fn span_failed(&mut self, error_type: &'static str) {
         if let Some(span) = &mut self.span {
-            span.str("error.type", error_type);
-            span.failed();
+            span.error.get_or_insert(error_type);
         }
     }
 
@@ -352,7 +380,7 @@ impl Attempt {
         if usage.input_tokens + usage.output_tokens > 0
             && let Some(span) = &mut self.span
         {
-            token_attributes(span, usage.input_tokens, usage.output_tokens);
+            span.tokens = Some((usage.input_tokens, usage.output_tokens));
         }
         if usage.cost > 0 {
             let provider = self.target.upstream.deployment.provider.name();

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use tollgate_api::{ApiError, Endpoint, ErrorCode, Usage};
-use tollgate_telemetry::spans::{Kind, Span, TRACEPARENT, TRACESTATE};
+use tollgate_telemetry::spans::{self, Kind, SpanHead, SpanWriter, TRACEPARENT, TRACESTATE};
 use tollgate_telemetry::{AccessRecord, Metrics, RequestRecord, SpanIds, trace_request};
 
 use crate::models::Target;
@@ -181,50 +181,50 @@ fn trace_outcome(o: &Outcome, status: u16) {
         return;
     };
     // The GenAI conventions' name once the model is known (`chat gpt-4o`), else the route's.
-    let mut span = match (o.endpoint, o.model.as_deref()) {
-        (Some(endpoint), Some(model)) => Span::start(
-            ids,
-            Kind::Server,
-            &[operation_name(endpoint), " ", model],
-            start,
-        ),
-        _ => Span::start(ids, Kind::Server, &[o.method.as_str(), " ", o.route], start),
+    let name = match (o.endpoint, o.model.as_deref()) {
+        (Some(endpoint), Some(model)) => [operation_name(endpoint), " ", model],
+        _ => [o.method.as_str(), " ", o.route],
     };
-    span.str("http.request.method", o.method.as_str());
-    span.str("http.route", o.route);
-    span.int("http.response.status_code", i64::from(status));
-    match (&o.target, o.endpoint) {
-        // The operation, the model group, the provider and the deployment, encoded once.
-        (Some(target), Some(endpoint)) => span.attributes(target.spans.request(endpoint)),
-        // Refused before a deployment was chosen.
-        _ => {
-            if let Some(endpoint) = o.endpoint {
-                span.str("gen_ai.operation.name", operation_name(endpoint));
-            }
-            if let Some(model) = &o.model {
-                span.str("gen_ai.request.model", model);
-                span.str("gen_ai.provider.name", UNKNOWN);
+    let head = SpanHead {
+        ids,
+        kind: Kind::Server,
+        name: &name,
+        start,
+    };
+    let failed = status >= 500 || o.error.is_some();
+    spans::export(&head, failed, |span| {
+        span.str("http.request.method", o.method.as_str());
+        span.str("http.route", o.route);
+        span.int("http.response.status_code", i64::from(status));
+        match (&o.target, o.endpoint) {
+            // The operation, the model group, the provider and the deployment, encoded once.
+            (Some(target), Some(endpoint)) => span.attributes(target.spans.request(endpoint)),
+            // Refused before a deployment was chosen.
+            _ => {
+                if let Some(endpoint) = o.endpoint {
+                    span.str("gen_ai.operation.name", operation_name(endpoint));
+                }
+                if let Some(model) = &o.model {
+                    span.str("gen_ai.request.model", model);
+                    span.str("gen_ai.provider.name", UNKNOWN);
+                }
             }
         }
-    }
-    if let Some(usage) = o.usage {
-        token_attributes(&mut span, usage.input_tokens, usage.output_tokens);
-    }
-    if let Some(error) = o.error {
-        span.str("error.type", error.code());
-    }
-    span.str(
-        "tollgate.request_id",
-        o.request_id.to_str().unwrap_or_default(),
-    );
-    if status >= 500 || o.error.is_some() {
-        span.failed();
-    }
-    tollgate_telemetry::spans::export(span);
+        if let Some(usage) = o.usage {
+            token_attributes(span, usage.input_tokens, usage.output_tokens);
+        }
+        if let Some(error) = o.error {
+            span.str("error.type", error.code());
+        }
+        span.str(
+            "tollgate.request_id",
+            o.request_id.to_str().unwrap_or_default(),
+        );
+    });
 }
 
 /// The GenAI conventions' token attributes (OTel integers are signed).
-pub(crate) fn token_attributes(span: &mut Span, input: u64, output: u64) {
+pub(crate) fn token_attributes(span: &mut SpanWriter<'_>, input: u64, output: u64) {
     let int = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     span.int("gen_ai.usage.input_tokens", int(input));
     span.int("gen_ai.usage.output_tokens", int(output));

@@ -16,7 +16,7 @@ use tollgate_config::Provider;
 
 use crate::Gateway;
 use crate::admission;
-use crate::attempt::{Attempt, Head, attempt_span};
+use crate::attempt::{Attempt, AttemptSpan, Head};
 use crate::dispatch::Answer;
 use crate::models::{Group, Target, not_allowed};
 use crate::outcome::Outcome;
@@ -82,7 +82,7 @@ pub(crate) async fn llm(
     let (head_tx, head_rx) = oneshot::channel();
     let span = outcome
         .trace()
-        .map(|request| attempt_span(request.child(), endpoint, target));
+        .map(|request| AttemptSpan::start(request.child()));
     let trace = outcome.upstream_trace(span.as_ref().map(|span| &span.ids));
     let attempt = Attempt {
         target: target.clone(),

@@ -136,6 +136,18 @@ async fn spans_arrive_with_attributes_and_parentage() {
             )
         }),
     );
+    // A deployment that is down for text completions.
+    let upstream = upstream.route(
+        "/v1/completions",
+        axum::routing::post(|| async {
+            let body = json!({"error": {"message": "overloaded", "type": "server_error"}});
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                body.to_string(),
+            )
+        }),
+    );
     let up = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let up_addr = up.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(up, upstream).await });
@@ -182,6 +194,15 @@ async fn spans_arrive_with_attributes_and_parentage() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+    let response = client()
+        .post(node.url("/v1/completions"))
+        .bearer_auth(MASTER)
+        .json(&json!({"model": "gpt-test", "prompt": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    let failed_status = response.status().as_u16();
+    assert!(failed_status >= 500, "{failed_status}");
     node.server.stop().await.unwrap();
     // Shutting the provider down flushes the batch.
     tokio::task::spawn_blocking(move || drop(guard))
@@ -236,6 +257,13 @@ async fn spans_arrive_with_attributes_and_parentage() {
     assert_eq!(text(attempt, "gen_ai.request.model"), "up-model");
     assert_eq!(text(attempt, "gen_ai.provider.name"), "openai");
     assert_eq!(int(attempt, "http.response.status_code"), 200);
+    assert_eq!(int(attempt, "gen_ai.usage.input_tokens"), 7);
+    assert_eq!(int(attempt, "gen_ai.usage.output_tokens"), 2);
+    assert!(
+        request.status.as_ref().is_none_or(|s| s.code == 0) && attempt.status == request.status,
+        "a success is not marked as an error"
+    );
+    assert!(attempt.attributes.iter().all(|a| a.key != "error.type"));
     let deployment = text(request, "tollgate.deployment");
     assert!(!deployment.is_empty());
     assert_eq!(text(attempt, "tollgate.deployment"), deployment);
@@ -256,6 +284,27 @@ async fn spans_arrive_with_attributes_and_parentage() {
     assert_eq!(embed_attempt.parent_span_id, embed.span_id);
     assert_eq!(text(embed_attempt, "gen_ai.operation.name"), "embeddings");
     assert_eq!(text(embed_attempt, "gen_ai.request.model"), "up-model");
+
+    // A failed attempt: the upstream's status, why, and status ERROR on both spans.
+    let failed = spans
+        .iter()
+        .find(|s| s.name == "text_completion gpt-test")
+        .expect("a failed request's span");
+    let failed_attempt = spans
+        .iter()
+        .find(|s| s.name == "text_completion up-model")
+        .expect("a failed attempt's span");
+    assert_eq!(failed_attempt.parent_span_id, failed.span_id);
+    assert_eq!(int(failed_attempt, "http.response.status_code"), 503);
+    assert!(!text(failed_attempt, "error.type").is_empty());
+    assert_eq!(
+        int(failed, "http.response.status_code"),
+        i64::from(failed_status)
+    );
+    assert!(!text(failed, "error.type").is_empty());
+    for span in [failed, failed_attempt] {
+        assert_eq!(span.status.as_ref().map(|s| s.code), Some(2), "ERROR");
+    }
 
     assert!(
         spans.iter().all(|s| hex(&s.trace_id) != UNSAMPLED_TRACE),

@@ -202,20 +202,24 @@ struct Pending {
 }
 
 impl Queue {
-    /// Adds a finished span's body ([`crate::spans::Span`]) to the next batch; drops it when
-    /// the collector has fallen behind by [`MAX_QUEUED`] spans or [`MAX_QUEUED_BYTES`]. Never
-    /// blocks on the network.
-    pub(crate) fn push(&self, span: Vec<u8>) {
+    /// Adds a span, its `Span` body written by `write` ([`wire::span`]), to the next batch,
+    /// under the lock; drops it when the collector has fallen behind by [`MAX_QUEUED`] spans
+    /// or [`MAX_QUEUED_BYTES`]. Never blocks on the network.
+    pub(crate) fn push(&self, write: impl FnOnce(&mut Vec<u8>)) {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        if pending.count >= MAX_QUEUED
-            || pending.spans.len() + span.len() > MAX_QUEUED_BYTES
-            || pending.stopping
-        {
+        if pending.count >= MAX_QUEUED || pending.stopping {
             drop(pending);
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        scope_span(&mut pending.spans, &span);
+        let before = pending.spans.len();
+        scope_span(&mut pending.spans, write);
+        if pending.spans.len() > MAX_QUEUED_BYTES {
+            pending.spans.truncate(before);
+            drop(pending);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         pending.count += 1;
         let full = pending.count >= BATCH || pending.spans.len() >= BATCH_BYTES;
         drop(pending);

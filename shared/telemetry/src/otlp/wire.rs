@@ -8,7 +8,7 @@ use opentelemetry::trace::SpanId;
 use opentelemetry::{Array, InstrumentationScope, Value};
 use opentelemetry_sdk::Resource;
 
-use crate::spans::{Kind, SpanIds};
+use crate::spans::{Kind, SpanHead};
 
 /// The resource and scope every request carries, encoded once.
 pub(super) struct Head {
@@ -48,22 +48,26 @@ fn bytes_field(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
-/// A length-delimited field whose body `write` appends; the body is written after a
-/// one-byte length slot and moved along when its length needs more bytes.
-fn nested(out: &mut Vec<u8>, field: u32, write: impl FnOnce(&mut Vec<u8>)) {
+/// A length-delimited field whose body `write` appends: the body is written after a length
+/// slot of `slot` bytes (the width its length is expected to need), moved along when its
+/// length needs another width.
+fn nested(out: &mut Vec<u8>, field: u32, slot: usize, write: impl FnOnce(&mut Vec<u8>)) {
     key(out, field, LEN);
     let at = out.len();
-    out.push(0);
+    out.resize(at + slot, 0);
     write(out);
-    let len = out.len() - at - 1;
+    let len = out.len() - at - slot;
     let width = varint_len(len as u64);
-    if width > 1 {
-        out.resize(out.len() + width - 1, 0);
-        out.copy_within(at + 1..at + 1 + len, at + width);
+    if width != slot {
+        if width > slot {
+            out.resize(out.len() + width - slot, 0);
+        }
+        out.copy_within(at + slot..at + slot + len, at + width);
+        out.truncate(at + width + len);
     }
     let mut v = len as u64;
-    for slot in &mut out[at..at + width] {
-        *slot = v as u8 | 0x80;
+    for byte in &mut out[at..at + width] {
+        *byte = v as u8 | 0x80;
         v >>= 7;
     }
     out[at + width - 1] &= 0x7f;
@@ -97,56 +101,74 @@ pub(super) fn request_prefix(head: &Head, spans_len: usize) -> Vec<u8> {
     out
 }
 
-/// A finished `Span` body as an entry of `ScopeSpans.spans` (field 2).
-pub(super) fn scope_span(out: &mut Vec<u8>, span: &[u8]) {
-    bytes_field(out, 2, span);
+/// An entry of `ScopeSpans.spans` (field 2) whose `Span` body `write` appends. The length
+/// slot is two bytes: every span this node makes has 128 to 16,383 bytes.
+pub(super) fn scope_span(out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
+    nested(out, 2, 2, write);
 }
 
-/// What a `Span` body starts with: ids, name (its parts joined), kind and start time.
-pub(crate) fn span_head(
+/// A `Span` body: ids, name, kind and start from `head`, the attributes `attributes` appends,
+/// end time, status (ERROR when `failed`, else unset) and flags.
+pub(crate) fn span(
     out: &mut Vec<u8>,
-    ids: &SpanIds,
-    kind: Kind,
-    name: &[&str],
-    start: SystemTime,
+    head: &SpanHead<'_>,
+    end: SystemTime,
+    failed: bool,
+    attributes: impl FnOnce(&mut Vec<u8>),
 ) {
-    bytes_field(out, 1, &ids.trace_id.to_bytes());
-    bytes_field(out, 2, &ids.span_id.to_bytes());
-    if ids.parent != SpanId::INVALID {
-        bytes_field(out, 4, &ids.parent.to_bytes());
-    }
+    let ids = &head.ids;
+    // trace_id = 1, span_id = 2 and parent_span_id = 4 (a root span has none): fixed sizes,
+    // written as one piece.
+    let mut id_fields = [0; 38];
+    id_fields[0] = (1 << 3 | LEN) as u8;
+    id_fields[1] = 16;
+    id_fields[2..18].copy_from_slice(&ids.trace_id.to_bytes());
+    id_fields[18] = (2 << 3 | LEN) as u8;
+    id_fields[19] = 8;
+    id_fields[20..28].copy_from_slice(&ids.span_id.to_bytes());
+    let id_len = if ids.parent == SpanId::INVALID {
+        28
+    } else {
+        id_fields[28] = (4 << 3 | LEN) as u8;
+        id_fields[29] = 8;
+        id_fields[30..38].copy_from_slice(&ids.parent.to_bytes());
+        38
+    };
+    out.extend_from_slice(&id_fields[..id_len]);
+    // name = 5
     key(out, 5, LEN);
-    varint(out, name.iter().map(|part| part.len() as u64).sum());
-    for part in name {
+    varint(out, head.name.iter().map(|part| part.len() as u64).sum());
+    for part in head.name {
         out.extend_from_slice(part.as_bytes());
     }
-    key(out, 6, VARINT);
-    varint(
-        out,
-        match kind {
-            Kind::Server => 2,
-            Kind::Client => 3,
-        },
-    );
-    key(out, 7, FIXED64);
-    out.extend_from_slice(&unix_nanos(start).to_le_bytes());
-}
-
-/// What a `Span` body ends with: end time, status and flags.
-pub(crate) fn span_tail(out: &mut Vec<u8>, ids: &SpanIds, end: SystemTime, error: bool) {
-    key(out, 8, FIXED64);
-    out.extend_from_slice(&unix_nanos(end).to_le_bytes());
-    // Status: ERROR (2) for a failure, else UNSET (an empty message).
-    key(out, 15, LEN);
-    if error {
-        out.extend_from_slice(&[2, 3 << 3 | VARINT as u8, 2]);
+    // kind = 6 (SERVER 2, CLIENT 3), start_time_unix_nano = 7
+    let mut kind_start = [0; 11];
+    kind_start[0] = (6 << 3 | VARINT) as u8;
+    kind_start[1] = match head.kind {
+        Kind::Server => 2,
+        Kind::Client => 3,
+    };
+    kind_start[2] = (7 << 3 | FIXED64) as u8;
+    kind_start[3..].copy_from_slice(&unix_nanos(head.start).to_le_bytes());
+    out.extend_from_slice(&kind_start);
+    // attributes = 9
+    attributes(out);
+    // end_time_unix_nano = 8; status = 15 (ERROR is `code = 3: 2`, UNSET an empty message);
+    // flags = 16 (sampled, and whether the parent is known to be remote).
+    let mut tail = [0; 19];
+    tail[0] = (8 << 3 | FIXED64) as u8;
+    tail[1..9].copy_from_slice(&unix_nanos(end).to_le_bytes());
+    tail[9] = (15 << 3 | LEN) as u8;
+    let flags_at = if failed {
+        tail[10..13].copy_from_slice(&[2, (3 << 3 | VARINT) as u8, 2]);
+        13
     } else {
-        out.push(0);
-    }
-    // Span flags: sampled, and whether the parent is known to be remote.
+        11 // tail[10] = 0: an empty status
+    };
     let flags: u32 = if ids.parent_remote { 0x301 } else { 0x101 };
-    key(out, 16, FIXED32);
-    out.extend_from_slice(&flags.to_le_bytes());
+    tail[flags_at..flags_at + 2].copy_from_slice(&[(16 << 3 | FIXED32) as u8 | 0x80, 1]);
+    tail[flags_at + 2..flags_at + 6].copy_from_slice(&flags.to_le_bytes());
+    out.extend_from_slice(&tail[..flags_at + 6]);
 }
 
 fn unix_nanos(time: std::time::SystemTime) -> u64 {
@@ -209,9 +231,9 @@ fn encode_key_value(out: &mut Vec<u8>, field: u32, name: &str, value: &Value) {
             key_value_head(out, field, name, any_len);
             encode_any_value(out, value);
         }
-        None => nested(out, field, |kv| {
+        None => nested(out, field, 1, |kv| {
             bytes_field(kv, 1, name.as_bytes());
-            nested(kv, 2, |any| encode_any_value(any, value));
+            nested(kv, 2, 1, |any| encode_any_value(any, value));
         }),
     }
 }
@@ -244,18 +266,20 @@ fn encode_any_value(out: &mut Vec<u8>, value: &Value) {
             key(out, 4, FIXED64);
             out.extend_from_slice(&f.to_le_bytes());
         }
-        Value::Array(array) => nested(out, 5, |values| match array {
+        Value::Array(array) => nested(out, 5, 1, |values| match array {
             Array::Bool(items) => items.iter().for_each(|&b| {
-                nested(values, 1, |any| encode_any_value(any, &Value::Bool(b)));
+                nested(values, 1, 1, |any| encode_any_value(any, &Value::Bool(b)));
             }),
             Array::I64(items) => items.iter().for_each(|&i| {
-                nested(values, 1, |any| encode_any_value(any, &Value::I64(i)));
+                nested(values, 1, 1, |any| encode_any_value(any, &Value::I64(i)));
             }),
             Array::F64(items) => items.iter().for_each(|&f| {
-                nested(values, 1, |any| encode_any_value(any, &Value::F64(f)));
+                nested(values, 1, 1, |any| encode_any_value(any, &Value::F64(f)));
             }),
             Array::String(items) => items.iter().for_each(|s| {
-                nested(values, 1, |any| bytes_field(any, 1, s.as_str().as_bytes()));
+                nested(values, 1, 1, |any| {
+                    bytes_field(any, 1, s.as_str().as_bytes())
+                });
             }),
             _ => {}
         }),
@@ -276,7 +300,7 @@ pub(super) fn encode_resource(resource: &Resource) -> Vec<u8> {
 #[cfg(test)]
 pub(in crate::otlp) mod tests {
     use super::*;
-    use crate::spans::Span;
+    use crate::spans::SpanIds;
     use opentelemetry::KeyValue;
     use opentelemetry::trace::{SpanContext, SpanKind, Status, TraceFlags, TraceId, TraceState};
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -288,7 +312,7 @@ pub(in crate::otlp) mod tests {
 
     const END: u64 = 1_700_000_000_223_456_789;
 
-    /// A span as the test describes it, to be written by [`Span`] and by the SDK.
+    /// A span as the test describes it, to be written by [`super::span`] and by the SDK.
     pub(in crate::otlp) struct TestSpan {
         ids: SpanIds,
         kind: Kind,
@@ -325,21 +349,27 @@ pub(in crate::otlp) mod tests {
     }
 
     impl TestSpan {
-        /// The `Span` body our [`Span`] writes, ended at [`END`].
+        /// The `Span` body [`super::span`] writes, ended at [`END`].
         pub(in crate::otlp) fn ours(&self) -> Vec<u8> {
-            let mut span = Span::start(self.ids, self.kind, &self.name, self.start);
-            for attribute in &self.attributes {
-                let name = attribute.key.as_str();
-                match &attribute.value {
-                    Value::String(s) => span.str(name, s.as_str()),
-                    Value::I64(i) => span.int(name, *i),
-                    other => panic!("spans carry strings and integers, not {other:?}"),
+            let head = SpanHead {
+                ids: self.ids,
+                kind: self.kind,
+                name: &self.name,
+                start: self.start,
+            };
+            let end = UNIX_EPOCH + Duration::from_nanos(END);
+            let mut out = Vec::new();
+            super::span(&mut out, &head, end, self.error, |out| {
+                for attribute in &self.attributes {
+                    let name = attribute.key.as_str();
+                    match &attribute.value {
+                        Value::String(s) => string_attribute(out, name, s.as_str()),
+                        Value::I64(i) => int_attribute(out, name, *i),
+                        other => panic!("spans carry strings and integers, not {other:?}"),
+                    }
                 }
-            }
-            if self.error {
-                span.failed();
-            }
-            span.finish(UNIX_EPOCH + Duration::from_nanos(END))
+            });
+            out
         }
 
         /// The same span as the OpenTelemetry SDK's span data.
@@ -398,7 +428,7 @@ pub(in crate::otlp) mod tests {
     fn ours(resource: &Resource, spans: &[TestSpan]) -> Vec<u8> {
         let mut encoded = Vec::new();
         for span in spans {
-            scope_span(&mut encoded, &span.ours());
+            scope_span(&mut encoded, |out| out.extend_from_slice(&span.ours()));
         }
         let head = Head {
             resource: encode_resource(resource),
@@ -443,6 +473,16 @@ pub(in crate::otlp) mod tests {
                 (0..40)
                     .map(|i| KeyValue::new(format!("k{i}"), long.clone()))
                     .collect(),
+            ),
+            // Batch entries of under 128 bytes and of 16 KiB or more: lengths of one and three
+            // bytes where two were expected.
+            span("m", 0, false, false, vec![]),
+            span(
+                "big",
+                0,
+                false,
+                false,
+                vec![KeyValue::new("big", "z".repeat(20_000))],
             ),
         ];
         // The resource's attributes go through the general encoding: every kind of value.
