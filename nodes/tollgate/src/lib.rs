@@ -46,7 +46,7 @@ use tollgate_budget::{Budgets, BudgetsOptions};
 use tollgate_config::Config;
 use tollgate_providers::Upstreams;
 use tollgate_store::{MemoryStore, RedbStore, Store};
-use tollgate_telemetry::Metrics;
+use tollgate_telemetry::{Metrics, OtlpPush};
 
 pub use outcome::{OutcomeKey, Outcomes};
 pub use passthrough::check_routes;
@@ -153,14 +153,14 @@ impl Node {
                 .iter()
                 .map(|g| (g.clone(), d.model_name.clone()))
         }));
+        let otlp = &config.observability.otlp;
         let metrics = Arc::new(if config.observability.metrics.enabled {
-            Metrics::new(
-                config
-                    .observability
-                    .otlp
-                    .service_name
-                    .as_deref()
-                    .unwrap_or("tollgate"),
+            Metrics::with_otlp_push(
+                otlp.service_name.as_deref().unwrap_or("tollgate"),
+                &OtlpPush {
+                    endpoint: otlp.endpoint.clone(),
+                    enabled: otlp.metrics,
+                },
             )?
         } else {
             Metrics::disabled()?
@@ -224,6 +224,9 @@ impl Node {
                     "no key required"
                 }
             );
+            if let Some(to) = gateway.metrics.pushing_to() {
+                tracing::info!("metrics also pushed over OTLP/gRPC to {to}");
+            }
         }
         if !gateway.auth.enabled() {
             tracing::warn!(

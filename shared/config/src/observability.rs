@@ -49,17 +49,21 @@ impl Default for MetricsSettings {
     }
 }
 
-/// `observability.otlp`: where traces go (OTLP over gRPC, plain http). The standard
-/// `OTEL_EXPORTER_OTLP_*` variables are read by the exporter when no endpoint is configured here.
+/// `observability.otlp`: where traces go (OTLP over gRPC, `http://` or `https://`). The standard
+/// `OTEL_EXPORTER_OTLP_*` variables are read by the exporter when no endpoint is configured here,
+/// and for TLS files, headers, timeout and compression in any case.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct OtlpSettings {
-    /// e.g. `http://otel-collector:4317` (gRPC).
+    /// e.g. `http://otel-collector:4317` (gRPC; `https://` with TLS).
     pub endpoint: Option<String>,
     /// The `service.name` resource attribute (default `tollgate`).
     pub service_name: Option<String>,
     /// The share of requests traced when the client sent no sampling decision of its own
     /// (0.0–1.0). `None`: `OTEL_TRACES_SAMPLER`/`OTEL_TRACES_SAMPLER_ARG`, else every request.
     pub sample_ratio: Option<f64>,
+    /// Metrics pushed to the same collector too (besides `/metrics`). `None`: when
+    /// `OTEL_METRICS_EXPORTER` lists `otlp`.
+    pub metrics: Option<bool>,
 }
 
 /// `observability:`.
@@ -72,7 +76,7 @@ pub struct ObservabilitySettings {
 
 const KEYS: &[&str] = &["metrics", "otlp", "logs"];
 const METRICS_KEYS: &[&str] = &["enabled", "path", "listen", "require_auth", "entity_labels"];
-const OTLP_KEYS: &[&str] = &["endpoint", "service_name", "sample_ratio"];
+const OTLP_KEYS: &[&str] = &["endpoint", "service_name", "sample_ratio", "metrics"];
 const LOGS_KEYS: &[&str] = &["format"];
 
 pub(crate) fn build(w: &mut Walker<'_>, value: Option<&Value>) -> ObservabilitySettings {
@@ -121,22 +125,20 @@ pub(crate) fn build(w: &mut Walker<'_>, value: Option<&Value>) -> ObservabilityS
     let otlp = w.object(map.get("otlp"), &path).unwrap_or(&empty);
     w.unknown_keys(otlp, &path, OTLP_KEYS);
     if let Some(endpoint) = w.string(otlp, "endpoint", &path) {
-        if endpoint.starts_with("http://") {
+        if endpoint.starts_with("http://") || endpoint.starts_with("https://") {
             out.otlp.endpoint = Some(endpoint);
-        } else if endpoint.starts_with("https://") {
-            w.problem(
-                &child(&path, "endpoint"),
-                "TLS to the collector is not supported: send to a local collector or agent \
-                 over http://, and let it forward over TLS",
-            );
         } else {
             w.problem(
                 &child(&path, "endpoint"),
-                format!("expected an http URL like http://otel-collector:4317, found `{endpoint}`"),
+                format!(
+                    "expected an http:// or https:// URL like http://otel-collector:4317, \
+                     found `{endpoint}`"
+                ),
             );
         }
     }
     out.otlp.service_name = w.string(otlp, "service_name", &path);
+    out.otlp.metrics = w.bool(otlp, "metrics", &path);
     if let Some(ratio) = w.number(otlp, "sample_ratio", &path) {
         if (0.0..=1.0).contains(&ratio) {
             out.otlp.sample_ratio = Some(ratio);

@@ -428,9 +428,19 @@ fn admin_problems_name_their_path() {
 }
 
 #[test]
-fn trace_sample_ratio_is_a_share_or_a_problem_at_its_path() {
+fn otlp_sample_ratio_and_metrics_switch_are_read_or_a_problem_at_their_path() {
     let loaded = load("observability: { otlp: { sample_ratio: 0.1 } }").unwrap();
     assert_eq!(loaded.config.observability.otlp.sample_ratio, Some(0.1));
+    assert_eq!(loaded.config.observability.otlp.metrics, None);
+    let loaded = load("observability: { otlp: { metrics: true } }").unwrap();
+    assert_eq!(loaded.config.observability.otlp.metrics, Some(true));
+    let err = load("observability: { otlp: { metrics: sometimes } }").unwrap_err();
+    assert!(
+        err.problems
+            .iter()
+            .any(|p| p.to_string().starts_with("observability.otlp.metrics: ")),
+        "{err:?}"
+    );
     let loaded = load("observability: { otlp: { endpoint: \"http://c:4317\" } }").unwrap();
     assert_eq!(loaded.config.observability.otlp.sample_ratio, None);
     for bad in ["1.5", "-0.1", "lots"] {
@@ -448,19 +458,18 @@ fn trace_sample_ratio_is_a_share_or_a_problem_at_its_path() {
 }
 
 #[test]
-fn otlp_endpoint_is_a_plain_http_url_or_a_problem_at_its_path() {
-    let loaded = load("observability: { otlp: { endpoint: \"http://collector:4317\" } }").unwrap();
-    assert_eq!(
-        loaded.config.observability.otlp.endpoint.as_deref(),
-        Some("http://collector:4317")
-    );
-    for (bad, says) in [
-        (
-            "https://collector:4317",
-            "TLS to the collector is not supported",
-        ),
-        ("collector:4317", "expected an http URL"),
-    ] {
+fn otlp_endpoint_is_an_http_or_https_url_or_a_problem_at_its_path() {
+    for endpoint in ["http://collector:4317", "https://collector:4317"] {
+        let loaded = load(&format!(
+            "observability: {{ otlp: {{ endpoint: \"{endpoint}\" }} }}"
+        ))
+        .unwrap();
+        assert_eq!(
+            loaded.config.observability.otlp.endpoint.as_deref(),
+            Some(endpoint)
+        );
+    }
+    for bad in ["collector:4317", "grpc://collector:4317"] {
         let err = load(&format!(
             "observability: {{ otlp: {{ endpoint: \"{bad}\" }} }}"
         ))
@@ -468,7 +477,8 @@ fn otlp_endpoint_is_a_plain_http_url_or_a_problem_at_its_path() {
         let got: Vec<String> = err.problems.iter().map(ToString::to_string).collect();
         assert_eq!(got.len(), 1, "{bad}: {got:?}");
         assert!(
-            got[0].starts_with("observability.otlp.endpoint: ") && got[0].contains(says),
+            got[0].starts_with("observability.otlp.endpoint: ")
+                && got[0].contains("expected an http:// or https:// URL"),
             "{bad}: {got:?}"
         );
     }

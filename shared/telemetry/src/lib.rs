@@ -1,5 +1,5 @@
 //! What the node tells operators: metrics through an OpenTelemetry meter provider, exported in
-//! Prometheus' text format by `opentelemetry-prometheus`; logs (text or JSON) through one
+//! Prometheus' text format by `opentelemetry-prometheus` (and pushed over OTLP when asked for); logs (text or JSON) through one
 //! `tracing` subscriber ([`init`]), written in batches (`log_writer`), with the per-request
 //! access line written directly ([`access`]); and request spans ([`spans`]) written as
 //! OTLP protobuf bytes as they end and exported over OTLP/gRPC by a dedicated thread (`otlp`)
@@ -23,7 +23,7 @@ pub mod spans;
 mod traces;
 
 pub use access::{AccessRecord, access};
-pub use metrics::{Metrics, MetricsError, RequestRecord};
+pub use metrics::{Metrics, MetricsError, OtlpPush, RequestRecord};
 pub use opentelemetry::KeyValue;
 pub use spans::SpanIds;
 pub use traces::{

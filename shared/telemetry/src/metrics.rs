@@ -7,9 +7,18 @@ use opentelemetry::KeyValue;
 use opentelemetry::metrics::{
     BoundCounter, BoundHistogram, Counter, Gauge, Histogram, MeterProvider as _, UpDownCounter,
 };
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::metrics::SdkMeterProvider;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::metrics::data::ResourceMetrics;
+use opentelemetry_sdk::metrics::reader::MetricReader;
+use opentelemetry_sdk::metrics::{
+    InstrumentKind, ManualReader, Pipeline, SdkMeterProvider, Temporality,
+};
 use prometheus::{Encoder, TextEncoder};
+use prost::Message as _;
+
+use crate::otlp::{PushSettings, Pusher};
 
 /// Latency buckets in seconds (OTel's defaults assume milliseconds).
 const SECONDS: &[f64] = &[
@@ -26,6 +35,19 @@ const TOKENS: &[f64] = &[
 pub enum MetricsError {
     #[error("metrics exporter: {0}")]
     Exporter(String),
+    #[error("OTLP metrics push: {0}")]
+    Push(String),
+}
+
+/// Pushing metrics to an OTLP collector besides serving them to Prometheus:
+/// `observability.otlp.endpoint` and `observability.otlp.metrics`, the standard
+/// `OTEL_METRICS_EXPORTER`, `OTEL_METRIC_EXPORT_INTERVAL` and `OTEL_EXPORTER_OTLP_[METRICS_]*`
+/// variables filling in the rest. Off unless asked for: a backend that also scrapes
+/// `/metrics` would count everything twice.
+#[derive(Clone, Debug, Default)]
+pub struct OtlpPush {
+    pub endpoint: Option<String>,
+    pub enabled: Option<bool>,
 }
 
 /// One finished request, as the outcome point describes it. Label values are static or shared
@@ -53,9 +75,12 @@ pub struct Metrics {
     /// `false`: every recording method returns at once (metrics switched off).
     enabled: bool,
     registry: prometheus::Registry,
+    /// Dropped before the provider: its last push reads the provider.
+    push: Option<(Pusher, String)>,
     _provider: SdkMeterProvider,
-    /// Recording the two request counters takes it shared; a scrape takes it exclusive.
-    scrape: RwLock<()>,
+    /// Recording the two request counters takes it shared; a scrape (or an OTLP push) takes
+    /// it exclusive.
+    scrape: Arc<RwLock<()>>,
     requests: Counter<u64>,
     failed: Counter<u64>,
     in_flight: UpDownCounter<i64>,
@@ -157,25 +182,77 @@ impl Metrics {
     }
 
     pub fn new(service_name: &str) -> Result<Metrics, MetricsError> {
+        Self::build(service_name, None)
+    }
+
+    /// [`Metrics::new`], also pushing to an OTLP collector when `push` or the standard variables
+    /// ask for it.
+    pub fn with_otlp_push(service_name: &str, push: &OtlpPush) -> Result<Metrics, MetricsError> {
+        let settings = PushSettings::resolve(push.endpoint.as_deref(), push.enabled, |name| {
+            std::env::var(name).ok()
+        })
+        .map_err(MetricsError::Push)?;
+        Self::build(service_name, settings.as_ref())
+    }
+
+    /// Where metrics are pushed over OTLP, and how often, when they are.
+    pub fn pushing_to(&self) -> Option<&str> {
+        self.push.as_ref().map(|(_, to)| to.as_str())
+    }
+
+    pub(crate) fn build(
+        service_name: &str,
+        push: Option<&PushSettings>,
+    ) -> Result<Metrics, MetricsError> {
         let registry = prometheus::Registry::new();
         let exporter = opentelemetry_prometheus::exporter()
             .with_registry(registry.clone())
             .scope_info_enabled(false)
             .build()
             .map_err(|e| MetricsError::Exporter(e.to_string()))?;
-        let provider = SdkMeterProvider::builder()
+        let mut provider = SdkMeterProvider::builder()
             .with_reader(exporter)
             .with_resource(
                 Resource::builder()
                     .with_service_name(service_name.to_owned())
                     .build(),
-            )
-            .build();
+            );
+        let reader = push.map(|_| SharedReader(Arc::new(ManualReader::builder().build())));
+        if let Some(reader) = &reader {
+            provider = provider.with_reader(reader.clone());
+        }
+        let provider = provider.build();
+        let scrape = Arc::new(RwLock::new(()));
+        let push = match (push, reader) {
+            (Some(settings), Some(reader)) => {
+                let exclusive = scrape.clone();
+                let pusher = Pusher::start(settings, move || {
+                    let mut collected = ResourceMetrics::default();
+                    {
+                        let _exclusive = exclusive.write().unwrap_or_else(|e| e.into_inner());
+                        if let Err(e) = reader.collect(&mut collected) {
+                            tracing::warn!(error = %e, "reading metrics for the OTLP push failed");
+                            return None;
+                        }
+                    }
+                    Some(ExportMetricsServiceRequest::from(&collected).encode_to_vec())
+                })
+                .map_err(|e| MetricsError::Push(e.to_string()))?;
+                let to = format!(
+                    "{} every {} s",
+                    settings.export.endpoint,
+                    settings.interval.as_secs_f64()
+                );
+                Some((pusher, to))
+            }
+            _ => None,
+        };
         let meter = provider.meter("tollgate");
         Ok(Metrics {
             enabled: true,
             registry,
-            scrape: RwLock::new(()),
+            push,
+            scrape,
             requests: meter
                 .u64_counter("tollgate.requests")
                 .with_description(
@@ -413,6 +490,32 @@ impl Metrics {
             .encode(&families, &mut out)
             .map_err(|e| MetricsError::Exporter(e.to_string()))?;
         String::from_utf8(out).map_err(|e| MetricsError::Exporter(e.to_string()))
+    }
+}
+
+/// The reader an OTLP push collects through, shared with the provider that feeds it.
+#[derive(Clone, Debug)]
+struct SharedReader(Arc<ManualReader>);
+
+impl MetricReader for SharedReader {
+    fn register_pipeline(&self, pipeline: std::sync::Weak<Pipeline>) {
+        self.0.register_pipeline(pipeline);
+    }
+
+    fn collect(&self, rm: &mut ResourceMetrics) -> OTelSdkResult {
+        self.0.collect(rm)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.0.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.0.shutdown_with_timeout(timeout)
+    }
+
+    fn temporality(&self, kind: InstrumentKind) -> Temporality {
+        self.0.temporality(kind)
     }
 }
 

@@ -12,7 +12,7 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::otlp::{ExportSettings, Exporter};
+use crate::otlp::{ExportSettings, Exporter, Signal};
 use crate::spans::{SpanIds, parse_traceparent};
 
 /// A root request is traced when a random `u64` falls below this (`u64::MAX`: always).
@@ -115,9 +115,10 @@ pub fn init(settings: &TracingSettings) -> Result<TracingGuard, TracingError> {
     let filter = EnvFilter::try_from_env("TOLLGATE_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let export = ExportSettings::resolve(settings.otlp_endpoint.as_deref(), |name| {
-        std::env::var(name).ok()
-    });
+    let export =
+        ExportSettings::resolve(Signal::Traces, settings.otlp_endpoint.as_deref(), |name| {
+            std::env::var(name).ok()
+        });
     let spans = match export {
         Some(export) => {
             let resource = Resource::builder()

@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use super::*;
+use crate::otlp::PushSettings;
 
 fn record(status: u16) -> RequestRecord {
     RequestRecord {
@@ -87,5 +88,147 @@ fn equal_labels_from_different_strings_add_up_in_one_series() {
         r#"tollgate_spend_nano_usd_total{model="gpt-test",provider="openai"} 30"#,
     ] {
         assert!(text.contains(needle), "missing {needle} in\n{text}");
+    }
+}
+
+/// An OTLP metrics receiver that keeps every push.
+#[derive(Clone, Default)]
+struct Receiver {
+    pushes: Arc<std::sync::Mutex<Vec<ExportMetricsServiceRequest>>>,
+}
+
+#[tonic::async_trait]
+impl opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::MetricsService
+    for Receiver
+{
+    async fn export(
+        &self,
+        request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<
+        tonic::Response<
+            opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse,
+        >,
+        tonic::Status,
+    > {
+        self.pushes.lock().unwrap().push(request.into_inner());
+        Ok(tonic::Response::new(Default::default()))
+    }
+}
+
+/// The sum of a counter's points in a push, over the points whose `status_code` passes `keep`.
+fn counted(push: &ExportMetricsServiceRequest, name: &str, keep: impl Fn(u16) -> bool) -> i64 {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point};
+    let status = |point: &opentelemetry_proto::tonic::metrics::v1::NumberDataPoint| {
+        point
+            .attributes
+            .iter()
+            .find(|kv| kv.key == "status_code")
+            .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+                Value::StringValue(s) => s.parse().ok(),
+                _ => None,
+            })
+            .expect("every request point has a numeric status_code")
+    };
+    push.resource_metrics
+        .iter()
+        .flat_map(|r| &r.scope_metrics)
+        .flat_map(|s| &s.metrics)
+        .filter(|m| m.name == name)
+        .filter_map(|m| match &m.data {
+            Some(Data::Sum(sum)) => Some(&sum.data_points),
+            _ => None,
+        })
+        .flatten()
+        .filter(|point| keep(status(point)))
+        .map(|point| match point.value {
+            Some(number_data_point::Value::AsInt(n)) => n,
+            other => panic!("{name}: {other:?}"),
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn metrics_pushed_over_otlp_arrive_and_add_up_in_every_push() {
+    use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::MetricsServiceServer;
+    let receiver = Receiver::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(MetricsServiceServer::new(receiver.clone()))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    let settings = PushSettings {
+        export: crate::otlp::ExportSettings {
+            endpoint: format!("http://{addr}"),
+            timeout: Duration::from_secs(5),
+            ..Default::default()
+        },
+        interval: Duration::from_millis(100),
+    };
+    let m = Metrics::build("tollgate-test", Some(&settings)).unwrap();
+    assert_eq!(
+        m.pushing_to(),
+        Some(format!("http://{addr} every 0.1 s").as_str())
+    );
+    for status in [200, 200, 503, 401] {
+        m.request(&record(status));
+    }
+    m.in_flight(1);
+    let arrived = async {
+        loop {
+            let pushes = receiver.pushes.lock().unwrap().clone();
+            if pushes
+                .iter()
+                .any(|p| counted(p, "tollgate.requests", |_| true) == 4)
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), arrived)
+        .await
+        .expect("a push with the four requests within 10 s");
+    m.request(&record(429));
+    // Stopping pushes once more.
+    tokio::task::spawn_blocking(move || drop(m)).await.unwrap();
+
+    let pushes = receiver.pushes.lock().unwrap().clone();
+    let last = pushes.last().unwrap();
+    assert_eq!(counted(last, "tollgate.requests", |_| true), 5);
+    assert_eq!(counted(last, "tollgate.requests.failed", |_| true), 3);
+    for push in &pushes {
+        assert_eq!(
+            counted(push, "tollgate.requests", |s| s >= 400),
+            counted(push, "tollgate.requests.failed", |_| true),
+            "failed equals the 4xx and 5xx requests in every push"
+        );
+    }
+    let service = last.resource_metrics[0]
+        .resource
+        .as_ref()
+        .unwrap()
+        .attributes
+        .iter()
+        .find(|kv| kv.key == "service.name")
+        .and_then(|kv| kv.value.clone());
+    assert!(
+        format!("{service:?}").contains("tollgate-test"),
+        "{service:?}"
+    );
+    let names: Vec<&str> = last.resource_metrics[0]
+        .scope_metrics
+        .iter()
+        .flat_map(|s| &s.metrics)
+        .map(|m| m.name.as_str())
+        .collect();
+    for name in [
+        "gen_ai.server.request.duration",
+        "gen_ai.client.token.usage",
+        "tollgate.requests.in_flight",
+    ] {
+        assert!(names.contains(&name), "{name} missing from {names:?}");
     }
 }

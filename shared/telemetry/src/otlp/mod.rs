@@ -26,11 +26,16 @@
 //! backoff when the collector says it is busy or unavailable, then dropped with a warning;
 //! while the collector is behind, at most 8,192 spans (3 MiB) wait and newer ones are dropped
 //! (counted in the next warning): spans are never worth blocking requests for.
+//!
+//! Metrics, when they are to be pushed too, go through the same client from a thread of
+//! their own ([`push`]).
 
+mod push;
 mod settings;
 pub(crate) mod wire;
 
-pub(crate) use settings::ExportSettings;
+pub(crate) use push::Pusher;
+pub(crate) use settings::{ExportSettings, PushSettings, Signal};
 use wire::{Head, encode_resource, encode_scope, request_prefix, scope_span};
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,7 +52,8 @@ use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, En
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
-const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+const TRACES_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+const METRICS_PATH: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const RETRIES: u32 = 2;
 /// An export goes out once this many spans wait, or their encoding reaches [`BATCH_BYTES`],
@@ -84,6 +90,7 @@ pub(crate) enum ExporterError {
 #[derive(Debug)]
 struct Configured {
     endpoint: Endpoint,
+    path: &'static str,
     metadata: MetadataMap,
     timeout: Duration,
     gzip: bool,
@@ -95,6 +102,7 @@ impl Configured {
     fn connect_lazy(self) -> Client {
         Client {
             channel: self.endpoint.connect_lazy(),
+            path: PathAndQuery::from_static(self.path),
             metadata: self.metadata,
             timeout: self.timeout,
             gzip: self.gzip,
@@ -102,18 +110,24 @@ impl Configured {
     }
 }
 
-/// Sends batches of spans to one collector.
+/// Sends encoded requests of one signal to one collector.
 #[derive(Debug)]
 struct Client {
     channel: Channel,
+    /// The signal's gRPC method.
+    path: PathAndQuery,
     metadata: MetadataMap,
     timeout: Duration,
     gzip: bool,
 }
 
 impl Client {
-    /// The collector's endpoint, the request metadata and whether to gzip, checked.
-    fn configure(settings: &ExportSettings) -> Result<Configured, ExporterError> {
+    /// The collector's endpoint, the request metadata and whether to gzip, checked; `path` is
+    /// the signal's gRPC method.
+    fn configure(
+        settings: &ExportSettings,
+        path: &'static str,
+    ) -> Result<Configured, ExporterError> {
         let gzip = match settings.compression.as_deref() {
             None | Some("none") => false,
             Some("gzip") => true,
@@ -143,6 +157,7 @@ impl Client {
         }
         Ok(Configured {
             endpoint,
+            path,
             metadata,
             timeout: settings.timeout,
             gzip,
@@ -176,7 +191,7 @@ impl Client {
         let mut request = tonic::Request::new(body);
         *request.metadata_mut() = self.metadata.clone();
         request.set_timeout(self.timeout);
-        grpc.unary::<_, (), _>(request, PathAndQuery::from_static(EXPORT_PATH), RawCodec)
+        grpc.unary::<_, (), _>(request, self.path.clone(), RawCodec)
             .await
             .map(drop)
     }
@@ -274,16 +289,7 @@ impl Exporter {
         settings: &ExportSettings,
         resource: &Resource,
     ) -> Result<(Exporter, Arc<Queue>), ExporterError> {
-        let configured = Client::configure(settings)?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| ExporterError::Thread(e.to_string()))?;
-        // Connects lazily (the first export dials), on the export thread's runtime.
-        let client = {
-            let _context = runtime.enter();
-            configured.connect_lazy()
-        };
+        let (runtime, client) = client_on_own_runtime(settings, TRACES_PATH)?;
         let queue = Arc::new(Queue::default());
         let head = Head {
             resource: encode_resource(resource),
@@ -329,7 +335,7 @@ async fn run(client: Client, head: Head, queue: Arc<Queue>) {
             let spans = Bytes::from(spans);
             let body = Batch {
                 prefix: Bytes::from(request_prefix(&head, spans.len())),
-                spans: spans.clone(),
+                body: spans.clone(),
             };
             let sent = client.export(body).await;
             // Sent (or given up on): the client holds no copy of the spans any more.
@@ -355,6 +361,24 @@ async fn run(client: Client, head: Head, queue: Arc<Queue>) {
             return;
         }
     }
+}
+
+/// A client for the signal `path` of the collector in `settings`, and the single-threaded
+/// runtime its thread runs it on: it connects lazily (the first export dials), on that runtime.
+fn client_on_own_runtime(
+    settings: &ExportSettings,
+    path: &'static str,
+) -> Result<(tokio::runtime::Runtime, Client), ExporterError> {
+    let configured = Client::configure(settings, path)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ExporterError::Thread(e.to_string()))?;
+    let client = {
+        let _context = runtime.enter();
+        configured.connect_lazy()
+    };
+    Ok((runtime, client))
 }
 
 /// TLS for an `https://` collector: the CA certificates in the file named by
@@ -434,11 +458,12 @@ fn retryable(code: tonic::Code) -> bool {
     )
 }
 
-/// An encoded `ExportTraceServiceRequest`: the envelope up to the span list, and the spans.
+/// An encoded export request in two pieces: for spans, the envelope up to the span list and
+/// the spans.
 #[derive(Clone, Debug, Default)]
 struct Batch {
     prefix: Bytes,
-    spans: Bytes,
+    body: Bytes,
 }
 
 /// Sends already-encoded request bytes; the response (an empty message or a partial-success
@@ -463,9 +488,9 @@ impl Encoder for RawCodec {
     type Item = Batch;
     type Error = tonic::Status;
     fn encode(&mut self, item: Batch, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
-        dst.reserve(item.prefix.len() + item.spans.len());
+        dst.reserve(item.prefix.len() + item.body.len());
         dst.put(item.prefix);
-        dst.put(item.spans);
+        dst.put(item.body);
         Ok(())
     }
 }

@@ -21,23 +21,31 @@ fn endpoints_and_headers_that_cannot_be_used_are_refused() {
         timeout: DEFAULT_TIMEOUT,
         ..ExportSettings::default()
     };
-    assert!(Client::configure(&settings("http://127.0.0.1:4317", &[("x-key", "v")])).is_ok());
+    assert!(
+        Client::configure(
+            &settings("http://127.0.0.1:4317", &[("x-key", "v")]),
+            TRACES_PATH
+        )
+        .is_ok()
+    );
     let https = ExportSettings {
         certificate: Some(testdata("ca.pem")),
         ..settings("https://collector:4317", &[])
     };
-    assert!(Client::configure(&https).is_ok());
+    assert!(Client::configure(&https, TRACES_PATH).is_ok());
     for bad in ["not a uri", "ftp://collector:4317", "collector:4317"] {
         assert!(
             matches!(
-                Client::configure(&settings(bad, &[])),
+                Client::configure(&settings(bad, &[]), TRACES_PATH),
                 Err(ExporterError::Endpoint(..))
             ),
             "{bad}"
         );
     }
-    let Err(refused) = Client::configure(&settings("ftp://otel:s3cret@collector:4317/v1", &[]))
-    else {
+    let Err(refused) = Client::configure(
+        &settings("ftp://otel:s3cret@collector:4317/v1", &[]),
+        TRACES_PATH,
+    ) else {
         panic!("an ftp endpoint was accepted");
     };
     let message = refused.to_string();
@@ -46,7 +54,10 @@ fn endpoints_and_headers_that_cannot_be_used_are_refused() {
         "{message}"
     );
     assert!(matches!(
-        Client::configure(&settings("http://127.0.0.1:4317", &[("bad key", "v")])),
+        Client::configure(
+            &settings("http://127.0.0.1:4317", &[("bad key", "v")]),
+            TRACES_PATH
+        ),
         Err(ExporterError::Header(_))
     ));
 }
@@ -63,14 +74,17 @@ fn testdata(name: &str) -> std::path::PathBuf {
 #[test]
 fn tls_files_that_cannot_be_used_are_refused_at_start() {
     let https = |certificate: Option<&str>, client: Option<&str>, key: Option<&str>| {
-        Client::configure(&ExportSettings {
-            endpoint: "https://127.0.0.1:4317".to_owned(),
-            timeout: DEFAULT_TIMEOUT,
-            certificate: certificate.map(testdata),
-            client_certificate: client.map(testdata),
-            client_key: key.map(testdata),
-            ..ExportSettings::default()
-        })
+        Client::configure(
+            &ExportSettings {
+                endpoint: "https://127.0.0.1:4317".to_owned(),
+                timeout: DEFAULT_TIMEOUT,
+                certificate: certificate.map(testdata),
+                client_certificate: client.map(testdata),
+                client_key: key.map(testdata),
+                ..ExportSettings::default()
+            },
+            TRACES_PATH,
+        )
     };
     assert!(https(Some("ca.pem"), Some("client.pem"), Some("client.key")).is_ok());
     let Err(missing) = https(Some("no-such-ca.pem"), None, None) else {
@@ -252,11 +266,14 @@ async fn batches_reach_a_collector_with_their_headers_and_busy_answers_are_retri
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gone = closed.local_addr().unwrap();
     drop(closed);
-    let configured = Client::configure(&ExportSettings {
-        endpoint: format!("http://{gone}"),
-        timeout: Duration::from_secs(1),
-        ..ExportSettings::default()
-    })
+    let configured = Client::configure(
+        &ExportSettings {
+            endpoint: format!("http://{gone}"),
+            timeout: Duration::from_secs(1),
+            ..ExportSettings::default()
+        },
+        TRACES_PATH,
+    )
     .unwrap();
     let client = configured.connect_lazy();
     let started = std::time::Instant::now();
