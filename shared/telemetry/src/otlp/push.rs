@@ -48,11 +48,16 @@ impl Pusher {
                             body: Bytes::from(body),
                         };
                         if let Err(status) = runtime.block_on(client.export(body)) {
-                            tracing::warn!(
-                                code = ?status.code(),
-                                message = status.message(),
-                                "OTLP metrics push failed; the next one sends the totals again"
-                            );
+                            let (code, message) = (status.code(), status.message());
+                            if stopping {
+                                tracing::warn!(?code, message, "the last OTLP metrics push failed");
+                            } else {
+                                tracing::warn!(
+                                    ?code,
+                                    message,
+                                    "OTLP metrics push failed; the next one sends the totals again"
+                                );
+                            }
                         }
                     }
                     if stopping {
