@@ -1,5 +1,6 @@
 //! `/metrics`: every request counted exactly once with a numeric status, the failure counter
-//! equal to the 4xx + 5xx series at every scrape, scrape auth and the separate listener.
+//! equal to the 4xx + 5xx series at every scrape, scrape auth and the separate listener; and the
+//! same counters pushed over OTLP when asked for.
 
 #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
@@ -8,6 +9,12 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::*;
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
 use serde_json::{Value, json};
 
 const OBS_YAML: &str = r#"
@@ -316,4 +323,105 @@ async fn scrape_auth_and_a_separate_listener() {
         "the chat and the main-port scrape attempt (a 404)"
     );
     let _: Value = Value::Null;
+}
+
+/// An OTLP metrics receiver that keeps every push.
+#[derive(Clone, Default)]
+struct MetricsReceiver {
+    pushes: std::sync::Arc<std::sync::Mutex<Vec<ExportMetricsServiceRequest>>>,
+}
+
+#[tonic::async_trait]
+impl MetricsService for MetricsReceiver {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        self.pushes.lock().unwrap().push(request.into_inner());
+        Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
+    }
+}
+
+/// The sum of a pushed counter's points, over those whose `status_code` passes `keep`.
+fn pushed(push: &ExportMetricsServiceRequest, name: &str, keep: impl Fn(u16) -> bool) -> i64 {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+    use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point::Value as N};
+    let mut total = 0;
+    for metric in push
+        .resource_metrics
+        .iter()
+        .flat_map(|r| &r.scope_metrics)
+        .flat_map(|s| &s.metrics)
+        .filter(|m| m.name == name)
+    {
+        let Some(Data::Sum(sum)) = &metric.data else {
+            panic!("{name} is not a sum");
+        };
+        for point in &sum.data_points {
+            let status = point
+                .attributes
+                .iter()
+                .find(|kv| kv.key == "status_code")
+                .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+                    Any::StringValue(s) => s.parse::<u16>().ok(),
+                    _ => None,
+                })
+                .expect("a numeric status_code on every point");
+            if keep(status) {
+                let Some(N::AsInt(n)) = point.value else {
+                    panic!("{name}: {:?}", point.value);
+                };
+                total += n;
+            }
+        }
+    }
+    total
+}
+
+#[tokio::test]
+async fn metrics_are_pushed_to_an_otlp_collector_when_asked_for() {
+    let mock = start_mock(mock_settings(FAULTS)).await;
+    let receiver = MetricsReceiver::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let collector = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(MetricsServiceServer::new(receiver.clone()))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    let yaml = OBS_YAML.replace(
+        "metrics: { entity_labels: [key_alias] }",
+        &format!(
+            "metrics: {{ entity_labels: [key_alias] }}\n  otlp: {{ endpoint: \"http://{collector}\", metrics: true }}"
+        ),
+    );
+    let node = start_node(&yaml, Some(&mock)).await;
+    let (status, _, _) = post(&node, "/v1/chat/completions", &chat_body("gpt-test")).await;
+    assert_eq!(status, 200);
+    let (status, _, _) = post(&node, "/v1/chat/completions", &chat_body("broken")).await;
+    assert!(status >= 500, "{status}");
+    let refused = client()
+        .post(node.url("/v1/chat/completions"))
+        .bearer_auth("sk-not-a-key")
+        .json(&chat_body("gpt-test"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    // The default interval is a minute: what arrives is the push a stopping node makes.
+    let TestNode {
+        server, outcomes, ..
+    } = node;
+    server.stop().await.unwrap();
+    tokio::task::spawn_blocking(move || drop(outcomes))
+        .await
+        .unwrap();
+    let pushes = receiver.pushes.lock().unwrap().clone();
+    let last = pushes.last().expect("a push when the node stopped");
+    assert_eq!(pushed(last, "tollgate.requests", |_| true), 3);
+    assert_eq!(
+        pushed(last, "tollgate.requests", |s| s >= 400),
+        pushed(last, "tollgate.requests.failed", |_| true),
+    );
+    assert_eq!(pushed(last, "tollgate.requests", |s| s == 401), 1);
 }
