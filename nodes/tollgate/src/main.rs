@@ -157,7 +157,7 @@ async fn serve_on_runtime(
     options: NodeOptions,
 ) -> anyhow::Result<()> {
     let observability = &loaded.config.observability;
-    let _telemetry = tollgate_telemetry::init(&tollgate_telemetry::TracingSettings {
+    let telemetry = tollgate_telemetry::init(&tollgate_telemetry::TracingSettings {
         json_logs: observability.log_format == tollgate_config::LogFormat::Json,
         otlp_endpoint: observability.otlp.endpoint.clone(),
         service_name: observability
@@ -170,10 +170,10 @@ async fn serve_on_runtime(
     for w in &loaded.warnings {
         tracing::warn!("{}: {w}", source.display());
     }
-    if tollgate_telemetry::traces_enabled() {
+    if let Some(endpoint) = telemetry.traces_endpoint() {
         tracing::info!(
             sample_ratio = tollgate_telemetry::trace_sample_ratio(),
-            "exporting traces over OTLP/gRPC (requests whose client sent a traceparent follow its sampled flag)"
+            "exporting traces over OTLP/gRPC to {endpoint} (requests whose client sent a traceparent follow its sampled flag)"
         );
     }
     let listener = tokio::net::TcpListener::bind(addr)

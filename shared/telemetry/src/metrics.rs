@@ -240,7 +240,7 @@ impl Metrics {
                 .map_err(|e| MetricsError::Push(e.to_string()))?;
                 let to = format!(
                     "{} every {} s",
-                    settings.export.endpoint,
+                    crate::otlp::without_userinfo(&settings.export.endpoint),
                     settings.interval.as_secs_f64()
                 );
                 Some((pusher, to))

@@ -12,7 +12,7 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::otlp::{ExportSettings, Exporter, Signal};
+use crate::otlp::{ExportSettings, Exporter, Signal, without_userinfo};
 use crate::spans::{SpanIds, parse_traceparent};
 
 /// A root request is traced when a random `u64` falls below this (`u64::MAX`: always).
@@ -106,8 +106,16 @@ pub struct TracingSettings {
 /// so an export failure's warning still reaches the log).
 #[derive(Debug)]
 pub struct TracingGuard {
-    _spans: Option<Exporter>,
+    /// The span exporter and the collector it sends to (without credentials).
+    spans: Option<(Exporter, String)>,
     _logs: crate::log_writer::BatchGuard,
+}
+
+impl TracingGuard {
+    /// Where spans are exported, when they are (any user and password in it masked).
+    pub fn traces_endpoint(&self) -> Option<&str> {
+        self.spans.as_ref().map(|(_, endpoint)| endpoint.as_str())
+    }
 }
 
 /// Installs the global subscriber, and starts the OTLP export thread when traces are on.
@@ -127,7 +135,7 @@ pub fn init(settings: &TracingSettings) -> Result<TracingGuard, TracingError> {
             let (exporter, queue) = Exporter::start(&export, &resource)
                 .map_err(|e| TracingError::Exporter(e.to_string()))?;
             crate::spans::install(queue);
-            Some(exporter)
+            Some((exporter, without_userinfo(&export.endpoint)))
         }
         None => None,
     };
@@ -142,10 +150,7 @@ pub fn init(settings: &TracingSettings) -> Result<TracingGuard, TracingError> {
         threshold(sample_ratio(settings.sample_ratio)),
         Ordering::Relaxed,
     );
-    Ok(TracingGuard {
-        _spans: spans,
-        _logs: logs,
-    })
+    Ok(TracingGuard { spans, _logs: logs })
 }
 
 /// The log subscriber: `filter`, then spans turned off for everyone (library spans, the actor

@@ -232,3 +232,18 @@ async fn metrics_pushed_over_otlp_arrive_and_add_up_in_every_push() {
         assert!(names.contains(&name), "{name} missing from {names:?}");
     }
 }
+
+#[tokio::test]
+async fn where_metrics_are_pushed_is_told_without_credentials() {
+    let settings = PushSettings {
+        export: crate::otlp::ExportSettings {
+            endpoint: "http://otel:s3cret@127.0.0.1:1".to_owned(),
+            timeout: Duration::from_millis(100),
+            ..Default::default()
+        },
+        interval: Duration::from_secs(60),
+    };
+    let m = Metrics::build("tollgate-test", Some(&settings)).unwrap();
+    assert_eq!(m.pushing_to(), Some("http://***@127.0.0.1:1 every 60 s"));
+    tokio::task::spawn_blocking(move || drop(m)).await.unwrap();
+}

@@ -434,7 +434,7 @@ fn source_chain(error: &dyn std::error::Error) -> String {
 }
 
 /// An endpoint for messages: any `user:password@` is left out.
-fn without_userinfo(endpoint: &str) -> String {
+pub(crate) fn without_userinfo(endpoint: &str) -> String {
     let (scheme, rest) = endpoint.split_once("://").unwrap_or(("", endpoint));
     let authority_end = rest.find('/').unwrap_or(rest.len());
     match rest[..authority_end].rfind('@') {
