@@ -217,36 +217,19 @@ impl Metrics {
                     .with_service_name(service_name.to_owned())
                     .build(),
             );
-        let reader = push.map(|_| SharedReader(Arc::new(ManualReader::builder().build())));
-        if let Some(reader) = &reader {
-            provider = provider.with_reader(reader.clone());
-        }
+        let push = match push {
+            Some(settings) => {
+                let reader = SharedReader(Arc::new(ManualReader::builder().build()));
+                provider = provider.with_reader(reader.clone());
+                Some((settings, reader))
+            }
+            None => None,
+        };
         let provider = provider.build();
         let scrape = Arc::new(RwLock::new(()));
-        let push = match (push, reader) {
-            (Some(settings), Some(reader)) => {
-                let exclusive = scrape.clone();
-                let pusher = Pusher::start(settings, move || {
-                    let mut collected = ResourceMetrics::default();
-                    {
-                        let _exclusive = exclusive.write().unwrap_or_else(|e| e.into_inner());
-                        if let Err(e) = reader.collect(&mut collected) {
-                            tracing::warn!(error = %e, "reading metrics for the OTLP push failed");
-                            return None;
-                        }
-                    }
-                    Some(ExportMetricsServiceRequest::from(&collected).encode_to_vec())
-                })
-                .map_err(|e| MetricsError::Push(e.to_string()))?;
-                let to = format!(
-                    "{} every {} s",
-                    crate::otlp::without_userinfo(&settings.export.endpoint),
-                    settings.interval.as_secs_f64()
-                );
-                Some((pusher, to))
-            }
-            _ => None,
-        };
+        let push = push
+            .map(|(settings, reader)| start_push(settings, reader, scrape.clone()))
+            .transpose()?;
         let meter = provider.meter("tollgate");
         Ok(Metrics {
             enabled: true,
@@ -491,6 +474,33 @@ impl Metrics {
             .map_err(|e| MetricsError::Exporter(e.to_string()))?;
         String::from_utf8(out).map_err(|e| MetricsError::Exporter(e.to_string()))
     }
+}
+
+/// Pushes what `reader` collects, read under the scrape lock, as `settings` say; and where to,
+/// for the log.
+fn start_push(
+    settings: &PushSettings,
+    reader: SharedReader,
+    scrape: Arc<RwLock<()>>,
+) -> Result<(Pusher, String), MetricsError> {
+    let pusher = Pusher::start(settings, move || {
+        let mut collected = ResourceMetrics::default();
+        {
+            let _exclusive = scrape.write().unwrap_or_else(|e| e.into_inner());
+            if let Err(e) = reader.collect(&mut collected) {
+                tracing::warn!(error = %e, "reading metrics for the OTLP push failed");
+                return None;
+            }
+        }
+        Some(ExportMetricsServiceRequest::from(&collected).encode_to_vec())
+    })
+    .map_err(|e| MetricsError::Push(e.to_string()))?;
+    let to = format!(
+        "{} every {} s",
+        crate::otlp::without_userinfo(&settings.export.endpoint),
+        settings.interval.as_secs_f64()
+    );
+    Ok((pusher, to))
 }
 
 /// The reader an OTLP push collects through, shared with the provider that feeds it.

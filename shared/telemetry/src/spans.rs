@@ -11,7 +11,7 @@
 //! span context resolved for propagation); holding attributes as OpenTelemetry `KeyValue`s (with
 //! owned copies of the strings) until the end and encoding them then cost several thousand more
 //! than writing them at once; and writing each span into a buffer of its own, copied into the
-//! batch when it ended, ~330 more than this (a heap buffer and a copy per span).
+//! batch when it ended, a heap buffer and a copy per span more than this.
 
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;

@@ -27,8 +27,8 @@
 //! while the collector is behind, at most 8,192 spans (3 MiB) wait and newer ones are dropped
 //! (counted in the next warning): spans are never worth blocking requests for.
 //!
-//! Metrics, when they are to be pushed too, go through the same client from a thread of
-//! their own ([`push`]).
+//! Metrics, when they are to be pushed too, go through a client made the same way, from a
+//! thread of their own ([`push`]).
 
 mod push;
 mod settings;
@@ -79,7 +79,7 @@ pub(crate) enum ExporterError {
     Header(String),
     #[error("TLS: {0}")]
     Tls(String),
-    #[error("OTEL_EXPORTER_OTLP_COMPRESSION is '{0}'; it may be gzip or none")]
+    #[error("OTEL_EXPORTER_OTLP_[TRACES_|METRICS_]COMPRESSION is '{0}'; it may be gzip or none")]
     Compression(String),
     #[error("cannot start the OTLP export thread: {0}")]
     Thread(String),
@@ -413,7 +413,7 @@ fn tls(settings: &ExportSettings) -> Result<ClientTlsConfig, ExporterError> {
         _ => {
             return Err(ExporterError::Tls(
                 "a client certificate needs its key and a key its certificate \
-                 (OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY)"
+                 (OTEL_EXPORTER_OTLP_[TRACES_|METRICS_]CLIENT_CERTIFICATE and _CLIENT_KEY)"
                     .to_owned(),
             ));
         }

@@ -2,8 +2,8 @@
 //! reads the node's metrics every interval (`collect`, given by [`crate::Metrics`], which reads
 //! them under the lock a Prometheus scrape takes) and sends them as one
 //! `opentelemetry.proto.collector.metrics.v1.MetricsService/Export` call, and once more when
-//! it stops. Pushes share the span exporter's client: endpoint, headers, timeout, TLS, gzip
-//! and retries.
+//! it stops. Its client is made like the span exporter's (its own connection, with the same
+//! handling of endpoint, headers, timeout, TLS, gzip and retries).
 
 use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};

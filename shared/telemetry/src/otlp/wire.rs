@@ -117,58 +117,41 @@ pub(crate) fn span(
     attributes: impl FnOnce(&mut Vec<u8>),
 ) {
     let ids = &head.ids;
-    // trace_id = 1, span_id = 2 and parent_span_id = 4 (a root span has none): fixed sizes,
-    // written as one piece.
-    let mut id_fields = [0; 38];
-    id_fields[0] = (1 << 3 | LEN) as u8;
-    id_fields[1] = 16;
-    id_fields[2..18].copy_from_slice(&ids.trace_id.to_bytes());
-    id_fields[18] = (2 << 3 | LEN) as u8;
-    id_fields[19] = 8;
-    id_fields[20..28].copy_from_slice(&ids.span_id.to_bytes());
-    let id_len = if ids.parent == SpanId::INVALID {
-        28
-    } else {
-        id_fields[28] = (4 << 3 | LEN) as u8;
-        id_fields[29] = 8;
-        id_fields[30..38].copy_from_slice(&ids.parent.to_bytes());
-        38
-    };
-    out.extend_from_slice(&id_fields[..id_len]);
-    // name = 5
+    bytes_field(out, 1, &ids.trace_id.to_bytes());
+    bytes_field(out, 2, &ids.span_id.to_bytes());
+    if ids.parent != SpanId::INVALID {
+        bytes_field(out, 4, &ids.parent.to_bytes());
+    }
+    // name = 5: its parts joined.
     key(out, 5, LEN);
     varint(out, head.name.iter().map(|part| part.len() as u64).sum());
     for part in head.name {
         out.extend_from_slice(part.as_bytes());
     }
-    // kind = 6 (SERVER 2, CLIENT 3), start_time_unix_nano = 7
-    let mut kind_start = [0; 11];
-    kind_start[0] = (6 << 3 | VARINT) as u8;
-    kind_start[1] = match head.kind {
-        Kind::Server => 2,
-        Kind::Client => 3,
-    };
-    kind_start[2] = (7 << 3 | FIXED64) as u8;
-    kind_start[3..].copy_from_slice(&unix_nanos(head.start).to_le_bytes());
-    out.extend_from_slice(&kind_start);
-    // attributes = 9
+    key(out, 6, VARINT);
+    varint(
+        out,
+        match head.kind {
+            Kind::Server => 2,
+            Kind::Client => 3,
+        },
+    );
+    key(out, 7, FIXED64);
+    out.extend_from_slice(&unix_nanos(head.start).to_le_bytes());
     attributes(out);
-    // end_time_unix_nano = 8; status = 15 (ERROR is `code = 3: 2`, UNSET an empty message);
-    // flags = 16 (sampled, and whether the parent is known to be remote).
-    let mut tail = [0; 19];
-    tail[0] = (8 << 3 | FIXED64) as u8;
-    tail[1..9].copy_from_slice(&unix_nanos(end).to_le_bytes());
-    tail[9] = (15 << 3 | LEN) as u8;
-    let flags_at = if failed {
-        tail[10..13].copy_from_slice(&[2, (3 << 3 | VARINT) as u8, 2]);
-        13
+    key(out, 8, FIXED64);
+    out.extend_from_slice(&unix_nanos(end).to_le_bytes());
+    // Status: ERROR (`code = 3: 2`) for a failure, else UNSET (an empty message).
+    key(out, 15, LEN);
+    if failed {
+        out.extend_from_slice(&[2, 3 << 3 | VARINT as u8, 2]);
     } else {
-        11 // tail[10] = 0: an empty status
-    };
+        out.push(0);
+    }
+    // Span flags: sampled, and whether the parent is known to be remote.
     let flags: u32 = if ids.parent_remote { 0x301 } else { 0x101 };
-    tail[flags_at..flags_at + 2].copy_from_slice(&[(16 << 3 | FIXED32) as u8 | 0x80, 1]);
-    tail[flags_at + 2..flags_at + 6].copy_from_slice(&flags.to_le_bytes());
-    out.extend_from_slice(&tail[..flags_at + 6]);
+    key(out, 16, FIXED32);
+    out.extend_from_slice(&flags.to_le_bytes());
 }
 
 fn unix_nanos(time: std::time::SystemTime) -> u64 {
