@@ -17,11 +17,11 @@ use tollgate_api::{ApiError, Endpoint, Usage};
 use tollgate_budget::Ticket;
 use tollgate_providers::sse::UsageFilter;
 use tollgate_providers::{Call, ProviderError, Reply, collect, upstream_error};
-use tollgate_telemetry::spans::{self, Kind, SpanHead};
+use tollgate_telemetry::spans::{self, SpanHead};
 use tollgate_telemetry::{Metrics, SpanIds};
 
 use crate::models::Target;
-use crate::outcome::{operation_name, token_attributes};
+use crate::outcome::token_attributes;
 
 /// The largest non-stream upstream response the node will hold.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
@@ -91,16 +91,10 @@ impl Drop for Attempt {
         };
         let head = SpanHead {
             ids: span.ids,
-            kind: Kind::Client,
-            name: &[
-                operation_name(self.endpoint),
-                " ",
-                &self.target.upstream.deployment.upstream_model,
-            ],
             start: span.start,
+            template: self.target.spans.attempt(self.endpoint),
         };
         spans::export(&head, span.error.is_some(), |writer| {
-            writer.attributes(self.target.spans.attempt(self.endpoint));
             if let Some(status) = span.status {
                 writer.int("http.response.status_code", i64::from(status));
             }

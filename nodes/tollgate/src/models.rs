@@ -15,7 +15,7 @@ use tollgate_config::Deployment;
 use tollgate_ledger::Price;
 use tollgate_prices::PriceTable;
 use tollgate_providers::{Upstream, Upstreams};
-use tollgate_telemetry::spans::Attributes;
+use tollgate_telemetry::spans::{Kind, SpanTemplate};
 
 use crate::outcome::operation_name;
 use crate::respond::json;
@@ -60,44 +60,50 @@ pub(crate) struct Target {
     /// From the config, else the built-in price table; `None` when neither knows the model.
     pub(crate) price: Option<Prices>,
     pub(crate) max_output_tokens: Option<u64>,
-    pub(crate) spans: SpanAttributes,
+    pub(crate) spans: SpanTemplates,
 }
 
-/// A deployment's span attributes for each operation, encoded once: a traced request adds
-/// them with one copy per span instead of encoding four attributes twice.
+/// A deployment's span templates for each operation: a traced request's span and its attempt's
+/// are written from them with one copy each instead of encoding their names and four
+/// attributes every time.
 #[derive(Debug)]
-pub(crate) struct SpanAttributes {
-    request: PerOperation<Attributes>,
-    attempt: PerOperation<Attributes>,
+pub(crate) struct SpanTemplates {
+    request: PerOperation<SpanTemplate>,
+    attempt: PerOperation<SpanTemplate>,
 }
 
-impl SpanAttributes {
+impl SpanTemplates {
     fn new(group: &str, deployment: &Deployment) -> Self {
         let provider = deployment.provider.name();
-        let of_model = |model: &str| {
+        // Named and labelled after the GenAI conventions: `chat gpt-4o`.
+        let of = |kind: Kind, model: &str| {
             PerOperation::new(|endpoint| {
-                Attributes::new(&[
-                    ("gen_ai.operation.name", operation_name(endpoint)),
-                    ("gen_ai.request.model", model),
-                    ("gen_ai.provider.name", provider),
-                    ("tollgate.deployment", deployment.id.as_str()),
-                ])
+                let operation = operation_name(endpoint);
+                SpanTemplate::new(
+                    kind,
+                    &[operation, " ", model],
+                    &[
+                        ("gen_ai.operation.name", operation),
+                        ("gen_ai.request.model", model),
+                        ("gen_ai.provider.name", provider),
+                        ("tollgate.deployment", deployment.id.as_str()),
+                    ],
+                )
             })
         };
         Self {
-            request: of_model(group),
-            attempt: of_model(&deployment.upstream_model),
+            request: of(Kind::Server, group),
+            attempt: of(Kind::Client, &deployment.upstream_model),
         }
     }
 
-    /// The request span's: the operation, the model group, the provider, the deployment.
-    pub(crate) fn request(&self, endpoint: Endpoint) -> &Attributes {
+    /// The request span's: named after the model group.
+    pub(crate) fn request(&self, endpoint: Endpoint) -> &SpanTemplate {
         self.request.get(endpoint)
     }
 
-    /// The attempt span's: the operation, the deployment's own model name, the provider, the
-    /// deployment.
-    pub(crate) fn attempt(&self, endpoint: Endpoint) -> &Attributes {
+    /// The attempt span's: named after the deployment's own model name.
+    pub(crate) fn attempt(&self, endpoint: Endpoint) -> &SpanTemplate {
         self.attempt.get(endpoint)
     }
 }
@@ -166,7 +172,7 @@ impl ModelGroups {
             let id: Arc<str> = Arc::from(deployment.id.as_str());
             let (price, max_output_tokens) = price_of(&deployment);
             let target = Target {
-                spans: SpanAttributes::new(&name, &deployment),
+                spans: SpanTemplates::new(&name, &deployment),
                 id_header: HeaderValue::from_str(&id).ok(),
                 id,
                 price,

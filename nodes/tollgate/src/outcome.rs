@@ -13,7 +13,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use tollgate_api::{ApiError, Endpoint, ErrorCode, Usage};
-use tollgate_telemetry::spans::{self, Kind, SpanHead, SpanWriter, TRACEPARENT, TRACESTATE};
+use tollgate_telemetry::spans::{
+    self, Kind, SpanHead, SpanTemplate, SpanWriter, TRACEPARENT, TRACESTATE,
+};
 use tollgate_telemetry::{AccessRecord, Metrics, RequestRecord, SpanIds, trace_request};
 
 use crate::models::Target;
@@ -180,36 +182,40 @@ fn trace_outcome(o: &Outcome, status: u16) {
     let Some((ids, start)) = o.trace else {
         return;
     };
-    // The GenAI conventions' name once the model is known (`chat gpt-4o`), else the route's.
-    let name = match (o.endpoint, o.model.as_deref()) {
-        (Some(endpoint), Some(model)) => [operation_name(endpoint), " ", model],
-        _ => [o.method.as_str(), " ", o.route],
+    let refused;
+    let template = match (&o.target, o.endpoint) {
+        // The deployment's: the operation, the model group, the provider and the deployment.
+        (Some(target), Some(endpoint)) => target.spans.request(endpoint),
+        // Refused before a deployment was chosen: the GenAI conventions' name once the model is
+        // known (`chat gpt-4o`), else the route's.
+        _ => {
+            let operation = o.endpoint.map(operation_name);
+            let name = match (operation, o.model.as_deref()) {
+                (Some(operation), Some(model)) => [operation, " ", model],
+                _ => [o.method.as_str(), " ", o.route],
+            };
+            let mut attributes = Vec::with_capacity(3);
+            if let Some(operation) = operation {
+                attributes.push(("gen_ai.operation.name", operation));
+            }
+            if let Some(model) = o.model.as_deref() {
+                attributes.push(("gen_ai.request.model", model));
+                attributes.push(("gen_ai.provider.name", UNKNOWN));
+            }
+            refused = SpanTemplate::new(Kind::Server, &name, &attributes);
+            &refused
+        }
     };
     let head = SpanHead {
         ids,
-        kind: Kind::Server,
-        name: &name,
         start,
+        template,
     };
     let failed = status >= 500 || o.error.is_some();
     spans::export(&head, failed, |span| {
         span.str("http.request.method", o.method.as_str());
         span.str("http.route", o.route);
         span.int("http.response.status_code", i64::from(status));
-        match (&o.target, o.endpoint) {
-            // The operation, the model group, the provider and the deployment, encoded once.
-            (Some(target), Some(endpoint)) => span.attributes(target.spans.request(endpoint)),
-            // Refused before a deployment was chosen.
-            _ => {
-                if let Some(endpoint) = o.endpoint {
-                    span.str("gen_ai.operation.name", operation_name(endpoint));
-                }
-                if let Some(model) = &o.model {
-                    span.str("gen_ai.request.model", model);
-                    span.str("gen_ai.provider.name", UNKNOWN);
-                }
-            }
-        }
         if let Some(usage) = o.usage {
             token_attributes(span, usage.input_tokens, usage.output_tokens);
         }

@@ -203,6 +203,22 @@ async fn spans_arrive_with_attributes_and_parentage() {
         .unwrap();
     let failed_status = response.status().as_u16();
     assert!(failed_status >= 500, "{failed_status}");
+    // Refused before a deployment was chosen: an unknown model, and no key at all.
+    let response = client()
+        .post(node.url("/v1/chat/completions"))
+        .bearer_auth(MASTER)
+        .json(&json!({"model": "no-such-model", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let response = client()
+        .post(node.url("/v1/chat/completions"))
+        .json(&json!({"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
     node.server.stop().await.unwrap();
     // Shutting the provider down flushes the batch.
     tokio::task::spawn_blocking(move || drop(guard))
@@ -306,6 +322,28 @@ async fn spans_arrive_with_attributes_and_parentage() {
         assert_eq!(span.status.as_ref().map(|s| s.code), Some(2), "ERROR");
     }
 
+    // Refused requests: a span each, named after the route, no attempt under it.
+    let refused = |status: i64| {
+        spans
+            .iter()
+            .find(|s| {
+                s.name == "POST /v1/chat/completions"
+                    && int(s, "http.response.status_code") == status
+            })
+            .unwrap_or_else(|| panic!("no span for the {status}"))
+    };
+    let (not_found, no_key) = (refused(404), refused(401));
+    assert_eq!(text(not_found, "error.type"), "model_not_found");
+    assert_eq!(text(not_found, "gen_ai.operation.name"), "chat");
+    assert_eq!(text(no_key, "error.type"), "invalid_api_key");
+    for span in [not_found, no_key] {
+        assert_eq!(text(span, "http.route"), "/v1/chat/completions");
+        assert_eq!(text(span, "http.request.method"), "POST");
+        assert_eq!(span.kind, 2, "SERVER");
+        assert_eq!(span.status.as_ref().map(|s| s.code), Some(2), "ERROR");
+        assert!(span.parent_span_id.is_empty());
+        assert!(spans.iter().all(|s| s.parent_span_id != span.span_id));
+    }
     assert!(
         spans.iter().all(|s| hex(&s.trace_id) != UNSAMPLED_TRACE),
         "a request its client did not sample exports no spans"

@@ -107,8 +107,10 @@ pub(super) fn scope_span(out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
     nested(out, 2, 2, write);
 }
 
-/// A `Span` body: ids, name, kind and start from `head`, the attributes `attributes` appends,
-/// end time, status (ERROR when `failed`, else unset) and flags.
+/// A `Span` body: ids, start and end, status (ERROR when `failed`, else unset) and flags,
+/// all of fixed width and written as one piece; then the head's template (name, kind and the
+/// attributes every such span has); then the attributes `attributes` appends. Protobuf fields
+/// may come in any order.
 pub(crate) fn span(
     out: &mut Vec<u8>,
     head: &SpanHead<'_>,
@@ -117,46 +119,63 @@ pub(crate) fn span(
     attributes: impl FnOnce(&mut Vec<u8>),
 ) {
     let ids = &head.ids;
-    bytes_field(out, 1, &ids.trace_id.to_bytes());
-    bytes_field(out, 2, &ids.span_id.to_bytes());
+    let mut fixed = [0; 68];
+    fixed[..2].copy_from_slice(&[tag(1, LEN), 16]);
+    fixed[2..18].copy_from_slice(&ids.trace_id.to_bytes());
+    fixed[18..20].copy_from_slice(&[tag(2, LEN), 8]);
+    fixed[20..28].copy_from_slice(&ids.span_id.to_bytes());
+    let mut at = 28;
     if ids.parent != SpanId::INVALID {
-        bytes_field(out, 4, &ids.parent.to_bytes());
+        fixed[28..30].copy_from_slice(&[tag(4, LEN), 8]);
+        fixed[30..38].copy_from_slice(&ids.parent.to_bytes());
+        at = 38;
     }
-    // name = 5: its parts joined.
+    fixed[at] = tag(7, FIXED64);
+    fixed[at + 1..at + 9].copy_from_slice(&unix_nanos(head.start).to_le_bytes());
+    fixed[at + 9] = tag(8, FIXED64);
+    fixed[at + 10..at + 18].copy_from_slice(&unix_nanos(end).to_le_bytes());
+    // Span flags (field 16, a two-byte tag): sampled, and whether the parent is remote.
+    let flags: u32 = if ids.parent_remote { 0x301 } else { 0x101 };
+    fixed[at + 18..at + 20].copy_from_slice(&[16 << 3 | FIXED32 as u8 | 0x80, 1]);
+    fixed[at + 20..at + 24].copy_from_slice(&flags.to_le_bytes());
+    // Status (field 15): ERROR (`code = 3: 2`) for a failure, else UNSET (an empty message).
+    let status: &[u8] = if failed {
+        &[tag(15, LEN), 2, tag(3, VARINT), 2]
+    } else {
+        &[tag(15, LEN), 0]
+    };
+    fixed[at + 24..at + 24 + status.len()].copy_from_slice(status);
+    out.extend_from_slice(&fixed[..at + 24 + status.len()]);
+    out.extend_from_slice(head.template.bytes());
+    attributes(out);
+}
+
+/// A one-byte field tag (fields 1 to 15).
+const fn tag(field: u32, wire: u32) -> u8 {
+    (field << 3 | wire) as u8
+}
+
+/// A `Span`'s name (field 5), its parts joined, and kind (field 6).
+pub(crate) fn name_and_kind(out: &mut Vec<u8>, name: &[&str], kind: Kind) {
     key(out, 5, LEN);
-    varint(out, head.name.iter().map(|part| part.len() as u64).sum());
-    for part in head.name {
+    varint(out, name.iter().map(|part| part.len() as u64).sum());
+    for part in name {
         out.extend_from_slice(part.as_bytes());
     }
     key(out, 6, VARINT);
     varint(
         out,
-        match head.kind {
+        match kind {
             Kind::Server => 2,
             Kind::Client => 3,
         },
     );
-    key(out, 7, FIXED64);
-    out.extend_from_slice(&unix_nanos(head.start).to_le_bytes());
-    attributes(out);
-    key(out, 8, FIXED64);
-    out.extend_from_slice(&unix_nanos(end).to_le_bytes());
-    // Status: ERROR (`code = 3: 2`) for a failure, else UNSET (an empty message).
-    key(out, 15, LEN);
-    if failed {
-        out.extend_from_slice(&[2, 3 << 3 | VARINT as u8, 2]);
-    } else {
-        out.push(0);
-    }
-    // Span flags: sampled, and whether the parent is known to be remote.
-    let flags: u32 = if ids.parent_remote { 0x301 } else { 0x101 };
-    key(out, 16, FIXED32);
-    out.extend_from_slice(&flags.to_le_bytes());
 }
 
-fn unix_nanos(time: std::time::SystemTime) -> u64 {
-    time.duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+fn unix_nanos(time: SystemTime) -> u64 {
+    time.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| {
+        (d.as_secs().saturating_mul(1_000_000_000)).saturating_add(u64::from(d.subsec_nanos()))
+    })
 }
 
 /// A string attribute of a `Span` (`attributes = 9`).
@@ -283,7 +302,7 @@ pub(super) fn encode_resource(resource: &Resource) -> Vec<u8> {
 #[cfg(test)]
 pub(in crate::otlp) mod tests {
     use super::*;
-    use crate::spans::SpanIds;
+    use crate::spans::{SpanIds, SpanTemplate};
     use opentelemetry::KeyValue;
     use opentelemetry::trace::{SpanContext, SpanKind, Status, TraceFlags, TraceId, TraceState};
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -334,11 +353,11 @@ pub(in crate::otlp) mod tests {
     impl TestSpan {
         /// The `Span` body [`super::span`] writes, ended at [`END`].
         pub(in crate::otlp) fn ours(&self) -> Vec<u8> {
+            let template = SpanTemplate::new(self.kind, &self.name, &[]);
             let head = SpanHead {
                 ids: self.ids,
-                kind: self.kind,
-                name: &self.name,
                 start: self.start,
+                template: &template,
             };
             let end = UNIX_EPOCH + Duration::from_nanos(END);
             let mut out = Vec::new();
