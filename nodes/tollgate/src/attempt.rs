@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use tollgate_api::{ApiError, Endpoint, Usage};
 use tollgate_budget::Ticket;
 use tollgate_providers::sse::UsageFilter;
-use tollgate_providers::{Call, ProviderError, Reply, collect, upstream_error};
+use tollgate_providers::{Call, ProviderError, Reply, TraceContext, collect, upstream_error};
 use tollgate_telemetry::spans::{self, SpanHead};
 use tollgate_telemetry::{Metrics, SpanIds};
 
@@ -52,7 +52,7 @@ pub(crate) struct Attempt {
     /// Opted-in tenant labels for the spend counter.
     pub(crate) tenant: Vec<(&'static str, String)>,
     /// The W3C trace headers sent upstream.
-    pub(crate) trace: Vec<(http::HeaderName, http::HeaderValue)>,
+    pub(crate) trace: TraceContext,
     /// The attempt's span, when the request is traced; exported when the attempt ends.
     pub(crate) span: Option<AttemptSpan>,
 }

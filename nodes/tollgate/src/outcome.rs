@@ -11,8 +11,9 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use tollgate_api::{ApiError, Endpoint, ErrorCode, Usage};
+use tollgate_providers::TraceContext;
 use tollgate_telemetry::spans::{
     self, Kind, SpanHead, SpanTemplate, SpanWriter, TRACEPARENT, TRACESTATE,
 };
@@ -306,23 +307,14 @@ impl Outcome {
     /// The trace headers for the upstream call of an attempt whose span is `attempt` (when
     /// traced): its own `traceparent`, else the client's as it came; the client's
     /// `tracestate`.
-    pub(crate) fn upstream_trace(
-        &self,
-        attempt: Option<&SpanIds>,
-    ) -> Vec<(HeaderName, HeaderValue)> {
-        let mut headers = Vec::new();
-        match attempt {
-            Some(ids) => headers.push((TRACEPARENT, ids.traceparent())),
-            None => {
-                if let Some(parent) = &self.client_trace {
-                    headers.push((TRACEPARENT, parent.clone()));
-                }
-            }
+    pub(crate) fn upstream_trace(&self, attempt: Option<&SpanIds>) -> TraceContext {
+        TraceContext {
+            traceparent: match attempt {
+                Some(ids) => Some(ids.traceparent()),
+                None => self.client_trace.clone(),
+            },
+            tracestate: self.client_tracestate.clone(),
         }
-        if let Some(state) = &self.client_tracestate {
-            headers.push((TRACESTATE, state.clone()));
-        }
-        headers
     }
 
     /// The matched route; `counted: false` for probes (health), which are not API traffic.

@@ -108,7 +108,9 @@ async fn spans_arrive_with_attributes_and_parentage() {
             let recorded = recorded.clone();
             async move {
                 if let Some(tp) = headers.get("traceparent") {
-                    recorded.lock().unwrap().push(tp.to_str().unwrap().to_owned());
+                    let state = headers.get("tracestate").map(|s| s.to_str().unwrap());
+                    let state = state.map_or(String::new(), |s| format!(" {s}"));
+                    recorded.lock().unwrap().push(format!("{}{state}", tp.to_str().unwrap()));
                 }
                 let body = json!({
                     "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "up-model",
@@ -169,6 +171,7 @@ async fn spans_arrive_with_attributes_and_parentage() {
         .post(node.url("/v1/chat/completions"))
         .bearer_auth(MASTER)
         .header("traceparent", format!("00-{TRACE_ID}-{CLIENT_SPAN}-01"))
+        .header("tracestate", "congo=t61rcWkgMzE")
         .json(&json!({"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]}))
         .send()
         .await
@@ -181,6 +184,7 @@ async fn spans_arrive_with_attributes_and_parentage() {
         .post(node.url("/v1/chat/completions"))
         .bearer_auth(MASTER)
         .header("traceparent", &unsampled)
+        .header("tracestate", "rojo=00f067aa0ba902b7")
         .json(&json!({"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]}))
         .send()
         .await
@@ -350,10 +354,17 @@ async fn spans_arrive_with_attributes_and_parentage() {
     );
     let sent = seen.lock().unwrap().clone();
     assert_eq!(sent.len(), 2, "{sent:?}");
-    assert_eq!(sent[1], unsampled, "the client's own decision travels on");
+    assert_eq!(
+        sent[1],
+        format!("{unsampled} rojo=00f067aa0ba902b7"),
+        "the client's own decision and its tracestate travel on"
+    );
     assert_eq!(
         sent[0],
-        format!("00-{TRACE_ID}-{}-01", hex(&attempt.span_id)),
-        "the upstream continues the trace from the attempt span"
+        format!(
+            "00-{TRACE_ID}-{}-01 congo=t61rcWkgMzE",
+            hex(&attempt.span_id)
+        ),
+        "the upstream continues the trace from the attempt span, with the client's tracestate"
     );
 }

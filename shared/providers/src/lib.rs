@@ -26,6 +26,6 @@ mod upstream;
 pub use client::HttpClient;
 pub use error::ProviderError;
 pub use openai::upstream_error;
-pub use upstream::{Body, Call, Reply, Upstream, Upstreams, collect};
+pub use upstream::{Body, Call, Reply, TraceContext, Upstream, Upstreams, collect};
 
 pub use tollgate_api::ApiError;

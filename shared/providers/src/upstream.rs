@@ -3,7 +3,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderValue, StatusCode};
 use tollgate_api::Endpoint;
 use tollgate_config::{Deployment, Provider, RouterSettings};
 
@@ -26,8 +26,15 @@ pub struct Call<'a> {
     pub request_id: &'a str,
     /// 1 for the first attempt; sent as `x-tollgate-attempt`.
     pub attempt: u32,
-    /// W3C trace context of this attempt (`traceparent`, `tracestate`), sent upstream.
-    pub trace: Vec<(HeaderName, HeaderValue)>,
+    /// W3C trace context of this attempt, sent upstream.
+    pub trace: TraceContext,
+}
+
+/// The W3C trace context headers of an upstream call.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TraceContext {
+    pub traceparent: Option<HeaderValue>,
+    pub tracestate: Option<HeaderValue>,
 }
 
 /// The upstream's answer: status and headers are known, the body is still to be read.

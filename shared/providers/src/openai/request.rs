@@ -12,6 +12,8 @@ use crate::upstream::{Call, Reply};
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static ATTEMPT: HeaderName = HeaderName::from_static("x-tollgate-attempt");
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const EVENT_STREAM: HeaderValue = HeaderValue::from_static("text/event-stream");
 
@@ -105,8 +107,11 @@ impl HttpUpstream {
             headers.insert(REQUEST_ID.clone(), id);
         }
         headers.insert(ATTEMPT.clone(), HeaderValue::from(call.attempt));
-        for (name, value) in call.trace {
-            headers.insert(name, value);
+        if let Some(traceparent) = call.trace.traceparent {
+            headers.insert(TRACEPARENT, traceparent);
+        }
+        if let Some(tracestate) = call.trace.tracestate {
+            headers.insert(TRACESTATE, tracestate);
         }
         let response = self.client.send(request).await?;
         let (parts, body) = response.into_parts();
