@@ -320,8 +320,16 @@ pub(crate) fn not_allowed(model: &str) -> ApiError {
     }
 }
 
+/// How much of a model name the client sent that no group has is shown back (and traced).
+pub(crate) const SHOWN_CHARS: usize = 200;
+
+/// The first `n` characters of `s`.
+pub(crate) fn first_chars(s: &str, n: usize) -> &str {
+    s.char_indices().nth(n).map_or(s, |(end, _)| &s[..end])
+}
+
 fn not_found(name: &str) -> ApiError {
-    let mut shown: String = name.chars().take(200).collect();
+    let mut shown = first_chars(name, SHOWN_CHARS).to_owned();
     if shown.len() < name.len() {
         shown.push('…');
     }
@@ -346,4 +354,18 @@ struct ModelObject<'a> {
     object: &'static str,
     created: u64,
     owned_by: &'static str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_chars_cuts_at_a_character_boundary() {
+        assert_eq!(first_chars("gpt-4o", 200), "gpt-4o");
+        assert_eq!(first_chars("gpt-4o", 3), "gpt");
+        let long = "é".repeat(300);
+        assert_eq!(first_chars(&long, SHOWN_CHARS), "é".repeat(200));
+        assert_eq!(first_chars("", 1), "");
+    }
 }

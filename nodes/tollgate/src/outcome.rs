@@ -19,7 +19,7 @@ use tollgate_telemetry::spans::{
 };
 use tollgate_telemetry::{AccessRecord, Metrics, RequestRecord, SpanIds, trace_request};
 
-use crate::models::Target;
+use crate::models::{SHOWN_CHARS, Target, first_chars};
 use crate::respond::REQUEST_ID;
 
 /// nginx's code for "the client closed the request before the response".
@@ -93,6 +93,7 @@ impl Outcomes {
             route: UNKNOWN,
             counted: true,
             model: None,
+            unknown_model: None,
             target: None,
             usage: None,
             error: None,
@@ -191,7 +192,8 @@ fn trace_outcome(o: &Outcome, status: u16) {
         // known (`chat gpt-4o`), else the route's.
         _ => {
             let operation = o.endpoint.map(operation_name);
-            let name = match (operation, o.model.as_deref()) {
+            let model = o.model.as_deref().or(o.unknown_model.as_deref());
+            let name = match (operation, model) {
                 (Some(operation), Some(model)) => [operation, " ", model],
                 _ => [o.method.as_str(), " ", o.route],
             };
@@ -199,7 +201,7 @@ fn trace_outcome(o: &Outcome, status: u16) {
             if let Some(operation) = operation {
                 attributes.push(("gen_ai.operation.name", operation));
             }
-            if let Some(model) = o.model.as_deref() {
+            if let Some(model) = model {
                 attributes.push(("gen_ai.request.model", model));
                 attributes.push(("gen_ai.provider.name", UNKNOWN));
             }
@@ -282,7 +284,11 @@ pub(crate) struct Outcome {
     started: Instant,
     route: &'static str,
     counted: bool,
+    /// The model group: a label value, from the config.
     model: Option<Arc<str>>,
+    /// A model the client asked for that no group has (its first [`SHOWN_CHARS`]): only the
+    /// request's span names it; metrics and the access log say `unknown`.
+    unknown_model: Option<Box<str>>,
     /// The deployment the request went to, once chosen.
     target: Option<Arc<Target>>,
     usage: Option<Usage>,
@@ -336,6 +342,11 @@ impl Outcome {
 
     pub(crate) fn set_model(&mut self, group: Arc<str>) {
         self.model = Some(group);
+    }
+
+    /// A model no group has, for the request's span.
+    pub(crate) fn set_unknown_model(&mut self, requested: &str) {
+        self.unknown_model = Some(first_chars(requested, SHOWN_CHARS).into());
     }
 
     /// The deployment the request went to.

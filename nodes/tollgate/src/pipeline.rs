@@ -36,7 +36,10 @@ pub(crate) async fn llm(
 
     // 2. Resolve the model group (404 model_not_found as OpenAI answers it) and check the key
     //    may use it (403), with the same rule `GET /v1/models` lists by.
-    let group = gateway.models.resolve(&request.model)?;
+    let group = gateway
+        .models
+        .resolve(&request.model)
+        .inspect_err(|_| outcome.set_unknown_model(&request.model))?;
     outcome.set_model(group.name.clone());
     let identity = principal.identity();
     if let Some(identity) = identity

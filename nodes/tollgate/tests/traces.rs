@@ -326,7 +326,8 @@ async fn spans_arrive_with_attributes_and_parentage() {
         assert_eq!(span.status.as_ref().map(|s| s.code), Some(2), "ERROR");
     }
 
-    // Refused requests: a span each, named after the route, no attempt under it.
+    // Refused requests: a span each, no attempt under it; without a known operation and
+    // model, named after the route.
     let refused = |status: i64| {
         spans
             .iter()
@@ -336,9 +337,16 @@ async fn spans_arrive_with_attributes_and_parentage() {
             })
             .unwrap_or_else(|| panic!("no span for the {status}"))
     };
-    let (not_found, no_key) = (refused(404), refused(401));
+    let not_found = spans
+        .iter()
+        .find(|s| s.name == "chat no-such-model")
+        .expect("the unknown model's span, named after what was asked for");
+    assert_eq!(int(not_found, "http.response.status_code"), 404);
     assert_eq!(text(not_found, "error.type"), "model_not_found");
     assert_eq!(text(not_found, "gen_ai.operation.name"), "chat");
+    assert_eq!(text(not_found, "gen_ai.request.model"), "no-such-model");
+    assert_eq!(text(not_found, "gen_ai.provider.name"), "unknown");
+    let no_key = refused(401);
     assert_eq!(text(no_key, "error.type"), "invalid_api_key");
     for span in [not_found, no_key] {
         assert_eq!(text(span, "http.route"), "/v1/chat/completions");
