@@ -119,7 +119,8 @@ pub(crate) fn span(
     attributes: impl FnOnce(&mut Vec<u8>),
 ) {
     let ids = &head.ids;
-    let mut fixed = [0; 68];
+    // At most: three ids (18 + 10 + 10), two times (9 each), flags (6) and status (4).
+    let mut fixed = [0; 66];
     fixed[..2].copy_from_slice(&[tag(1, LEN), 16]);
     fixed[2..18].copy_from_slice(&ids.trace_id.to_bytes());
     fixed[18..20].copy_from_slice(&[tag(2, LEN), 8]);
