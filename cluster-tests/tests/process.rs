@@ -145,6 +145,47 @@ fn a_busy_port_is_a_runtime_failure() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("admin gRPC (tollgate.admin.v1) on"),
+        "a node that did not start does not claim to serve admin gRPC: {stderr}"
+    );
+}
+
+#[test]
+fn otlp_metrics_without_an_endpoint_fail_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "c.yaml",
+        "model_list: []\nobservability: { otlp: { metrics: true } }\n",
+    );
+    let out = Command::new(bin("tollgate"))
+        .args([
+            "serve",
+            "--admin-port",
+            "0",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+        ])
+        .arg("--config")
+        .arg(&cfg)
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no endpoint is set") && stderr.contains("observability.otlp.endpoint"),
+        "says what to set: {stderr}"
+    );
+    assert!(
+        !stderr.contains("admin gRPC (tollgate.admin.v1) on"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]

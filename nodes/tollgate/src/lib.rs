@@ -262,6 +262,10 @@ impl Node {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let admin = self.admin.lock().unwrap_or_else(|e| e.into_inner()).take();
+        // Said once serving starts: a node that fails to start never claims to listen.
+        if let Some(addr) = self.admin_addr {
+            tracing::info!("admin gRPC (tollgate.admin.v1) on {addr}");
+        }
         serve::serve(
             self.gateway,
             listener,
@@ -300,10 +304,6 @@ async fn bind_admin(
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen for admin gRPC on {addr}: {e}"))?;
-    tracing::info!(
-        "admin gRPC (tollgate.admin.v1) on {}",
-        listener.local_addr()?
-    );
     Ok(Some(listener))
 }
 
