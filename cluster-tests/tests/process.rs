@@ -169,7 +169,9 @@ fn otlp_metrics_without_an_endpoint_fail_the_start() {
             "127.0.0.1",
             "--port",
             "0",
+            "--data-dir",
         ])
+        .arg(dir.path().join("data"))
         .arg("--config")
         .arg(&cfg)
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
