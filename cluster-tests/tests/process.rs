@@ -188,6 +188,11 @@ fn otlp_metrics_without_an_endpoint_fail_the_start() {
         !stderr.contains("admin gRPC (tollgate.admin.v1) on"),
         "{stderr}"
     );
+    let stored = std::fs::read_dir(dir.path().join("data")).map_or(0, Iterator::count);
+    assert!(
+        stored == 0 && !stderr.contains("store loaded"),
+        "the settings are checked before the store is opened: {stderr}"
+    );
 }
 
 #[tokio::test]

@@ -128,7 +128,16 @@ impl Node {
     /// Opens the store, loads keys, users and teams, starts the budget actors and prepares
     /// every deployment (URLs, credentials, the shared HTTP client).
     pub async fn new(config: Config, options: NodeOptions) -> anyhow::Result<Node> {
-        // First, so a taken port fails the start before the store is opened.
+        // Settings first, then the port, so that either fails the start before the store is
+        // opened.
+        let otlp = &config.observability.otlp;
+        let push = OtlpPush {
+            endpoint: otlp.endpoint.clone(),
+            enabled: otlp.metrics,
+        };
+        if config.observability.metrics.enabled {
+            push.check()?;
+        }
         let admin = bind_admin(options.admin, &config.admin).await?;
         let admin_addr = admin.as_ref().map(TcpListener::local_addr).transpose()?;
         let store: Arc<dyn Store> = match &options.data_dir {
@@ -153,15 +162,8 @@ impl Node {
                 .iter()
                 .map(|g| (g.clone(), d.model_name.clone()))
         }));
-        let otlp = &config.observability.otlp;
         let metrics = Arc::new(if config.observability.metrics.enabled {
-            Metrics::with_otlp_push(
-                otlp.service_name.as_deref().unwrap_or("tollgate"),
-                &OtlpPush {
-                    endpoint: otlp.endpoint.clone(),
-                    enabled: otlp.metrics,
-                },
-            )?
+            Metrics::with_otlp_push(otlp.service_name.as_deref().unwrap_or("tollgate"), &push)?
         } else {
             Metrics::disabled()?
         });

@@ -50,6 +50,26 @@ pub struct OtlpPush {
     pub enabled: Option<bool>,
 }
 
+impl OtlpPush {
+    /// Checks these settings, with what the standard variables add, starting nothing: a node
+    /// does so before it opens its store, so that a wrong one fails the start first.
+    pub fn check(&self) -> Result<(), MetricsError> {
+        match self.resolve()? {
+            Some(settings) => {
+                Pusher::check(&settings).map_err(|e| MetricsError::Push(e.to_string()))
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn resolve(&self) -> Result<Option<PushSettings>, MetricsError> {
+        PushSettings::resolve(self.endpoint.as_deref(), self.enabled, |name| {
+            std::env::var(name).ok()
+        })
+        .map_err(MetricsError::Push)
+    }
+}
+
 /// One finished request, as the outcome point describes it. Label values are static or shared
 /// strings, so recording one allocates no label text.
 #[derive(Clone, Debug)]
@@ -188,11 +208,7 @@ impl Metrics {
     /// [`Metrics::new`], also pushing to an OTLP collector when `push` or the standard variables
     /// ask for it.
     pub fn with_otlp_push(service_name: &str, push: &OtlpPush) -> Result<Metrics, MetricsError> {
-        let settings = PushSettings::resolve(push.endpoint.as_deref(), push.enabled, |name| {
-            std::env::var(name).ok()
-        })
-        .map_err(MetricsError::Push)?;
-        Self::build(service_name, settings.as_ref())
+        Self::build(service_name, push.resolve()?.as_ref())
     }
 
     /// Where metrics are pushed over OTLP, and how often, when they are.

@@ -247,3 +247,19 @@ async fn where_metrics_are_pushed_is_told_without_credentials() {
     assert_eq!(m.pushing_to(), Some("http://***@127.0.0.1:1 every 60 s"));
     tokio::task::spawn_blocking(move || drop(m)).await.unwrap();
 }
+
+#[test]
+fn push_settings_are_checked_without_starting_anything() {
+    let push = |endpoint: Option<&str>, enabled| OtlpPush {
+        endpoint: endpoint.map(str::to_owned),
+        enabled: Some(enabled),
+    };
+    assert!(push(None, false).check().is_ok(), "off: nothing to check");
+    assert!(push(Some("http://127.0.0.1:4317"), true).check().is_ok());
+    // Nothing listens on port 1: a check that connected would fail here.
+    assert!(push(Some("http://127.0.0.1:1"), true).check().is_ok());
+    for wrong in [Some("ftp://collector:4317"), Some("not a url"), None] {
+        let error = push(wrong, true).check().unwrap_err().to_string();
+        assert!(error.starts_with("OTLP metrics push: "), "{error}");
+    }
+}

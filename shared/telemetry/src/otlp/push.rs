@@ -11,7 +11,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use bytes::Bytes;
 
 use super::settings::PushSettings;
-use super::{Batch, ExporterError, METRICS_PATH, SHUTDOWN_WAIT, client_on_own_runtime};
+use super::{Batch, Client, ExporterError, METRICS_PATH, SHUTDOWN_WAIT, client_on_own_runtime};
 
 /// The push thread; dropping this pushes once more (waiting at most [`SHUTDOWN_WAIT`]) and
 /// stops it.
@@ -23,6 +23,12 @@ pub(crate) struct Pusher {
 }
 
 impl Pusher {
+    /// Checks that a push with `settings` could start (its endpoint, headers and TLS files),
+    /// starting nothing.
+    pub(crate) fn check(settings: &PushSettings) -> Result<(), ExporterError> {
+        Client::configure(&settings.export, METRICS_PATH).map(drop)
+    }
+
     /// Starts pushing what `collect` returns (an encoded `ExportMetricsServiceRequest`, or
     /// `None` when there is nothing to send).
     pub(crate) fn start(
