@@ -131,13 +131,18 @@ impl Node {
         // Settings first, then the port, so that either fails the start before the store is
         // opened.
         let otlp = &config.observability.otlp;
-        let push = OtlpPush {
-            endpoint: otlp.endpoint.clone(),
-            enabled: otlp.metrics,
-        };
-        if config.observability.metrics.enabled {
-            push.check()?;
-        }
+        let push = config
+            .observability
+            .metrics
+            .enabled
+            .then(|| {
+                OtlpPush {
+                    endpoint: otlp.endpoint.clone(),
+                    enabled: otlp.metrics,
+                }
+                .check()
+            })
+            .transpose()?;
         let admin = bind_admin(options.admin, &config.admin).await?;
         let admin_addr = admin.as_ref().map(TcpListener::local_addr).transpose()?;
         let store: Arc<dyn Store> = match &options.data_dir {
@@ -162,10 +167,11 @@ impl Node {
                 .iter()
                 .map(|g| (g.clone(), d.model_name.clone()))
         }));
-        let metrics = Arc::new(if config.observability.metrics.enabled {
-            Metrics::with_otlp_push(otlp.service_name.as_deref().unwrap_or("tollgate"), &push)?
-        } else {
-            Metrics::disabled()?
+        let metrics = Arc::new(match push {
+            Some(push) => {
+                Metrics::with_otlp_push(otlp.service_name.as_deref().unwrap_or("tollgate"), push)?
+            }
+            None => Metrics::disabled()?,
         });
         let entity_labels = config.observability.metrics.entity_labels;
         let mut budget_options = options.budgets.clone();

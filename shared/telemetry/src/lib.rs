@@ -23,7 +23,7 @@ pub mod spans;
 mod traces;
 
 pub use access::{AccessRecord, access};
-pub use metrics::{Metrics, MetricsError, OtlpPush, RequestRecord};
+pub use metrics::{CheckedPush, Metrics, MetricsError, OtlpPush, RequestRecord};
 pub use opentelemetry::KeyValue;
 pub use spans::SpanIds;
 pub use traces::{

@@ -18,7 +18,7 @@ use opentelemetry_sdk::metrics::{
 use prometheus::{Encoder, TextEncoder};
 use prost::Message as _;
 
-use crate::otlp::{PushSettings, Pusher};
+use crate::otlp::{PushPlan, PushSettings, Pusher};
 
 /// Latency buckets in seconds (OTel's defaults assume milliseconds).
 const SECONDS: &[f64] = &[
@@ -51,24 +51,25 @@ pub struct OtlpPush {
 }
 
 impl OtlpPush {
-    /// Checks these settings, with what the standard variables add, starting nothing: a node
-    /// does so before it opens its store, so that a wrong one fails the start first.
-    pub fn check(&self) -> Result<(), MetricsError> {
-        match self.resolve()? {
-            Some(settings) => {
-                Pusher::check(&settings).map_err(|e| MetricsError::Push(e.to_string()))
-            }
-            None => Ok(()),
-        }
-    }
-
-    fn resolve(&self) -> Result<Option<PushSettings>, MetricsError> {
-        PushSettings::resolve(self.endpoint.as_deref(), self.enabled, |name| {
+    /// Checks these settings, with what the standard variables add, and configures the push's
+    /// client, starting nothing: a node does so before it opens its store, so that a wrong
+    /// setting fails the start first, and hands the result to [`Metrics::with_otlp_push`].
+    pub fn check(&self) -> Result<CheckedPush, MetricsError> {
+        let settings = PushSettings::resolve(self.endpoint.as_deref(), self.enabled, |name| {
             std::env::var(name).ok()
         })
-        .map_err(MetricsError::Push)
+        .map_err(MetricsError::Push)?;
+        settings
+            .map(|settings| PushPlan::new(&settings))
+            .transpose()
+            .map(CheckedPush)
+            .map_err(|e| MetricsError::Push(e.to_string()))
     }
 }
+
+/// An OTLP metrics push as [`OtlpPush::check`] found it: off, or checked and ready to start.
+#[derive(Debug)]
+pub struct CheckedPush(Option<PushPlan>);
 
 /// One finished request, as the outcome point describes it. Label values are static or shared
 /// strings, so recording one allocates no label text.
@@ -205,10 +206,9 @@ impl Metrics {
         Self::build(service_name, None)
     }
 
-    /// [`Metrics::new`], also pushing to an OTLP collector when `push` or the standard variables
-    /// ask for it.
-    pub fn with_otlp_push(service_name: &str, push: &OtlpPush) -> Result<Metrics, MetricsError> {
-        Self::build(service_name, push.resolve()?.as_ref())
+    /// [`Metrics::new`], also pushing to an OTLP collector when the checked settings say so.
+    pub fn with_otlp_push(service_name: &str, push: CheckedPush) -> Result<Metrics, MetricsError> {
+        Self::build(service_name, push.0)
     }
 
     /// Where metrics are pushed over OTLP, and how often, when they are.
@@ -218,7 +218,7 @@ impl Metrics {
 
     pub(crate) fn build(
         service_name: &str,
-        push: Option<&PushSettings>,
+        push: Option<PushPlan>,
     ) -> Result<Metrics, MetricsError> {
         let registry = prometheus::Registry::new();
         let exporter = opentelemetry_prometheus::exporter()
@@ -234,17 +234,17 @@ impl Metrics {
                     .build(),
             );
         let push = match push {
-            Some(settings) => {
+            Some(plan) => {
                 let reader = SharedReader(Arc::new(ManualReader::builder().build()));
                 provider = provider.with_reader(reader.clone());
-                Some((settings, reader))
+                Some((plan, reader))
             }
             None => None,
         };
         let provider = provider.build();
         let scrape = Arc::new(RwLock::new(()));
         let push = push
-            .map(|(settings, reader)| start_push(settings, reader, scrape.clone()))
+            .map(|(plan, reader)| start_push(plan, reader, scrape.clone()))
             .transpose()?;
         let meter = provider.meter("tollgate");
         Ok(Metrics {
@@ -492,14 +492,19 @@ impl Metrics {
     }
 }
 
-/// Pushes what `reader` collects, read under the scrape lock, as `settings` say; and where to,
+/// Pushes what `reader` collects, read under the scrape lock, as `plan` says; and where to,
 /// for the log.
 fn start_push(
-    settings: &PushSettings,
+    plan: PushPlan,
     reader: SharedReader,
     scrape: Arc<RwLock<()>>,
 ) -> Result<(Pusher, String), MetricsError> {
-    let pusher = Pusher::start(settings, move || {
+    let to = format!(
+        "{} every {} s",
+        plan.endpoint,
+        plan.interval().as_secs_f64()
+    );
+    let pusher = Pusher::start(plan, move || {
         let mut collected = ResourceMetrics::default();
         {
             let _exclusive = scrape.write().unwrap_or_else(|e| e.into_inner());
@@ -511,11 +516,6 @@ fn start_push(
         Some(ExportMetricsServiceRequest::from(&collected).encode_to_vec())
     })
     .map_err(|e| MetricsError::Push(e.to_string()))?;
-    let to = format!(
-        "{} every {} s",
-        crate::otlp::without_userinfo(&settings.export.endpoint),
-        settings.interval.as_secs_f64()
-    );
     Ok((pusher, to))
 }
 

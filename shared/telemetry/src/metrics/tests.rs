@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::otlp::PushSettings;
+use crate::otlp::{PushPlan, PushSettings};
 
 fn record(status: u16) -> RequestRecord {
     RequestRecord {
@@ -167,7 +167,7 @@ async fn metrics_pushed_over_otlp_arrive_and_add_up_in_every_push() {
         },
         interval: Duration::from_millis(100),
     };
-    let m = Metrics::build("tollgate-test", Some(&settings)).unwrap();
+    let m = Metrics::build("tollgate-test", Some(PushPlan::new(&settings).unwrap())).unwrap();
     assert_eq!(
         m.pushing_to(),
         Some(format!("http://{addr} every 0.1 s").as_str())
@@ -243,7 +243,7 @@ async fn where_metrics_are_pushed_is_told_without_credentials() {
         },
         interval: Duration::from_secs(60),
     };
-    let m = Metrics::build("tollgate-test", Some(&settings)).unwrap();
+    let m = Metrics::build("tollgate-test", Some(PushPlan::new(&settings).unwrap())).unwrap();
     assert_eq!(m.pushing_to(), Some("http://***@127.0.0.1:1 every 60 s"));
     tokio::task::spawn_blocking(move || drop(m)).await.unwrap();
 }
@@ -254,7 +254,7 @@ fn push_settings_are_checked_without_starting_anything() {
         endpoint: endpoint.map(str::to_owned),
         enabled: Some(enabled),
     };
-    assert!(push(None, false).check().is_ok(), "off: nothing to check");
+    assert!(push(None, false).check().unwrap().0.is_none(), "off");
     assert!(push(Some("http://127.0.0.1:4317"), true).check().is_ok());
     // Nothing listens on port 1: a check that connected would fail here.
     assert!(push(Some("http://127.0.0.1:1"), true).check().is_ok());

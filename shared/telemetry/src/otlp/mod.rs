@@ -34,7 +34,7 @@ mod push;
 mod settings;
 pub(crate) mod wire;
 
-pub(crate) use push::Pusher;
+pub(crate) use push::{PushPlan, Pusher};
 pub(crate) use settings::{ExportSettings, PushSettings, Signal};
 use wire::{Head, encode_resource, encode_scope, request_prefix, scope_span};
 
@@ -289,7 +289,7 @@ impl Exporter {
         settings: &ExportSettings,
         resource: &Resource,
     ) -> Result<(Exporter, Arc<Queue>), ExporterError> {
-        let (runtime, client) = client_on_own_runtime(settings, TRACES_PATH)?;
+        let (runtime, client) = on_own_runtime(Client::configure(settings, TRACES_PATH)?)?;
         let queue = Arc::new(Queue::default());
         let head = Head {
             resource: encode_resource(resource),
@@ -363,13 +363,11 @@ async fn run(client: Client, head: Head, queue: Arc<Queue>) {
     }
 }
 
-/// A client for the signal `path` of the collector in `settings`, and the single-threaded
-/// runtime its thread runs it on: it connects lazily (the first export dials), on that runtime.
-fn client_on_own_runtime(
-    settings: &ExportSettings,
-    path: &'static str,
+/// A client for a configured collector, and the single-threaded runtime its thread runs it on:
+/// it connects lazily (the first export dials), on that runtime.
+fn on_own_runtime(
+    configured: Configured,
 ) -> Result<(tokio::runtime::Runtime, Client), ExporterError> {
-    let configured = Client::configure(settings, path)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

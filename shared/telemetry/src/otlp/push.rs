@@ -7,11 +7,39 @@
 
 use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::time::Duration;
 
 use bytes::Bytes;
 
 use super::settings::PushSettings;
-use super::{Batch, Client, ExporterError, METRICS_PATH, SHUTDOWN_WAIT, client_on_own_runtime};
+use super::{
+    Batch, Client, Configured, ExporterError, METRICS_PATH, SHUTDOWN_WAIT, on_own_runtime,
+    without_userinfo,
+};
+
+/// A metrics push whose settings were checked and whose client is configured (endpoint,
+/// headers, TLS files read): what [`Pusher::start`] needs, nothing started yet.
+#[derive(Debug)]
+pub(crate) struct PushPlan {
+    configured: Configured,
+    interval: Duration,
+    /// The collector, without credentials, for the log.
+    pub(crate) endpoint: String,
+}
+
+impl PushPlan {
+    pub(crate) fn new(settings: &PushSettings) -> Result<PushPlan, ExporterError> {
+        Ok(PushPlan {
+            configured: Client::configure(&settings.export, METRICS_PATH)?,
+            interval: settings.interval,
+            endpoint: without_userinfo(&settings.export.endpoint),
+        })
+    }
+
+    pub(crate) fn interval(&self) -> Duration {
+        self.interval
+    }
+}
 
 /// The push thread; dropping this pushes once more (waiting at most [`SHUTDOWN_WAIT`]) and
 /// stops it.
@@ -23,20 +51,14 @@ pub(crate) struct Pusher {
 }
 
 impl Pusher {
-    /// Checks that a push with `settings` could start (its endpoint, headers and TLS files),
-    /// starting nothing.
-    pub(crate) fn check(settings: &PushSettings) -> Result<(), ExporterError> {
-        Client::configure(&settings.export, METRICS_PATH).map(drop)
-    }
-
     /// Starts pushing what `collect` returns (an encoded `ExportMetricsServiceRequest`, or
     /// `None` when there is nothing to send).
     pub(crate) fn start(
-        settings: &PushSettings,
+        plan: PushPlan,
         mut collect: impl FnMut() -> Option<Vec<u8>> + Send + 'static,
     ) -> Result<Pusher, ExporterError> {
-        let (runtime, client) = client_on_own_runtime(&settings.export, METRICS_PATH)?;
-        let interval = settings.interval;
+        let interval = plan.interval;
+        let (runtime, client) = on_own_runtime(plan.configured)?;
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let (done_tx, done) = std::sync::mpsc::channel();
         std::thread::Builder::new()
