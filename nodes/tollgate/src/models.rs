@@ -18,7 +18,7 @@ use tollgate_providers::{Upstream, Upstreams};
 use tollgate_telemetry::spans::{Kind, SpanTemplate};
 
 use crate::outcome::operation_name;
-use crate::respond::json;
+use crate::respond::{first_chars, json};
 
 /// The deployments that serve one public model name.
 #[derive(Debug)]
@@ -310,7 +310,7 @@ fn price_of(deployment: &Deployment) -> (Option<Prices>, Option<u64>) {
 
 /// 403 for a model the caller's key may not use. Names the model, never the key.
 pub(crate) fn not_allowed(model: &str) -> ApiError {
-    let shown: String = model.chars().take(200).collect();
+    let shown = first_chars(model, SHOWN_CHARS);
     ApiError {
         param: Some("model".into()),
         ..ApiError::new(
@@ -322,11 +322,6 @@ pub(crate) fn not_allowed(model: &str) -> ApiError {
 
 /// How much of a model name the client sent that no group has is shown back (and traced).
 pub(crate) const SHOWN_CHARS: usize = 200;
-
-/// The first `n` characters of `s`.
-pub(crate) fn first_chars(s: &str, n: usize) -> &str {
-    s.char_indices().nth(n).map_or(s, |(end, _)| &s[..end])
-}
 
 fn not_found(name: &str) -> ApiError {
     let mut shown = first_chars(name, SHOWN_CHARS).to_owned();
@@ -354,18 +349,4 @@ struct ModelObject<'a> {
     object: &'static str,
     created: u64,
     owned_by: &'static str,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn first_chars_cuts_at_a_character_boundary() {
-        assert_eq!(first_chars("gpt-4o", 200), "gpt-4o");
-        assert_eq!(first_chars("gpt-4o", 3), "gpt");
-        let long = "é".repeat(300);
-        assert_eq!(first_chars(&long, SHOWN_CHARS), "é".repeat(200));
-        assert_eq!(first_chars("", 1), "");
-    }
 }

@@ -19,8 +19,8 @@ use tollgate_telemetry::spans::{
 };
 use tollgate_telemetry::{AccessRecord, Metrics, RequestRecord, SpanIds, trace_request};
 
-use crate::models::{SHOWN_CHARS, Target, first_chars};
-use crate::respond::REQUEST_ID;
+use crate::models::{SHOWN_CHARS, Target};
+use crate::respond::{REQUEST_ID, first_chars};
 
 /// nginx's code for "the client closed the request before the response".
 pub const CLIENT_CLOSED: u16 = 499;

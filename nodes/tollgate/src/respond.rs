@@ -14,6 +14,12 @@ pub(crate) static DEPLOYMENT: HeaderName = HeaderName::from_static("x-tollgate-d
 pub(crate) static ATTEMPTS: HeaderName = HeaderName::from_static("x-tollgate-attempts");
 pub(crate) const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
 
+/// The first `n` characters of `s`: how much of a client's own text (a model name, an id) an
+/// error shows back.
+pub(crate) fn first_chars(s: &str, n: usize) -> &str {
+    s.char_indices().nth(n).map_or(s, |(end, _)| &s[..end])
+}
+
 /// A JSON response.
 pub(crate) fn json(status: StatusCode, body: Bytes) -> Response {
     let mut response = Response::new(Body::from(body));
@@ -51,4 +57,18 @@ pub(crate) fn request_too_large(limit: usize) -> ApiError {
              (general_settings.max_request_size_mb)"
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_chars_cuts_at_a_character_boundary() {
+        assert_eq!(first_chars("gpt-4o", 200), "gpt-4o");
+        assert_eq!(first_chars("gpt-4o", 3), "gpt");
+        let long = "é".repeat(300);
+        assert_eq!(first_chars(&long, 200), "é".repeat(200));
+        assert_eq!(first_chars("", 1), "");
+    }
 }

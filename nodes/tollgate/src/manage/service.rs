@@ -13,6 +13,7 @@ use tollgate_store::{Store, StoreError, day_of};
 use super::input::{KeyChanges, MemberInput, TeamChanges, UserChanges};
 use super::view::{KeyView, TeamView, UsageRowView, UsageTotals, UsageView, UserView, date_text};
 use crate::admission::refused;
+use crate::respond::first_chars;
 
 /// Who is asking: an admin (master key or a `proxy_admin` key) or an ordinary key, which may
 /// only read about itself.
@@ -44,7 +45,7 @@ pub(crate) struct Service {
 }
 
 fn not_found(what: &str, id: &str) -> ApiError {
-    let shown: String = id.chars().take(100).collect();
+    let shown = first_chars(id, 100);
     ApiError::new(ErrorCode::RouteNotFound, format!("no {what} `{shown}`"))
         .with_status(http::StatusCode::NOT_FOUND)
 }
