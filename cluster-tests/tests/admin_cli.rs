@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{Proc, bin, start};
+use common::{Proc, bin, serve_command, start};
 use serde_json::Value;
 
 const MASTER: &str = "sk-admin-cli-master-77";
@@ -22,21 +22,7 @@ fn start_node(dir: &Path) -> (Proc, String, String) {
         ),
     )
     .unwrap();
-    let mut command = Command::new(bin("tollgate"));
-    command
-        .args([
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--admin-port",
-            "0",
-            "--config",
-        ])
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(dir.join("data"));
+    let command = serve_command(&config, &dir.join("data"));
     let mut started = start(command, &dir.join("node.log"));
     let admin = started.stdout.next().unwrap().unwrap();
     let admin = admin

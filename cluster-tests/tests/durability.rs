@@ -10,7 +10,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Proc, bin, start};
+use common::{Proc, bin, serve_command, start};
 use serde_json::{Value, json};
 
 const MASTER: &str = "sk-durability-master-0001";
@@ -20,22 +20,7 @@ const DOCUMENTED_WINDOW: Duration = Duration::from_secs(1);
 const CLIENTS: usize = 16;
 
 fn node(config: &Path, data: &Path, log: &Path) -> (Proc, String) {
-    let mut command = Command::new(bin("tollgate"));
-    command
-        .args([
-            "serve",
-            "--admin-port",
-            "0",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--config",
-        ])
-        .arg(config)
-        .arg("--data-dir")
-        .arg(data);
-    let started = start(command, log);
+    let started = start(serve_command(config, data), log);
     (started.proc, started.url)
 }
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Proc, bin};
+use common::{Proc, bin, serve_command};
 
 const MASTER: &str = "sk-process-master-31337";
 const UPSTREAM: &str = "sk-upstream-provider-4242";
@@ -160,20 +160,7 @@ fn otlp_metrics_without_an_endpoint_fail_the_start() {
         "c.yaml",
         "model_list: []\nobservability: { otlp: { metrics: true } }\n",
     );
-    let out = Command::new(bin("tollgate"))
-        .args([
-            "serve",
-            "--admin-port",
-            "0",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--data-dir",
-        ])
-        .arg(dir.path().join("data"))
-        .arg("--config")
-        .arg(&cfg)
+    let out = serve_command(&cfg, &dir.path().join("data"))
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .env_remove("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
         .output()
@@ -212,21 +199,8 @@ async fn sigterm_drains_a_stream_then_exits_zero_and_logs_no_secret() {
             "model_list:\n  - model_name: m\n    litellm_params: {{ model: openai/mock-gpt, api_base: \"{mock_url}/v1\", api_key: os.environ/UP_KEY }}\ngeneral_settings: {{ master_key: {MASTER} }}\n"
         ),
     );
-    let mut node_cmd = Command::new(bin("tollgate"));
+    let mut node_cmd = serve_command(&cfg, &dir.path().join("data"));
     node_cmd
-        .args([
-            "serve",
-            "--admin-port",
-            "0",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--data-dir",
-        ])
-        .arg(dir.path().join("data"))
-        .arg("--config")
-        .arg(&cfg)
         .env("UP_KEY", UPSTREAM)
         .env("TOLLGATE_LOG", "trace,hyper=info,h2=info,reqwest=info");
     let (mut node, url) = start(node_cmd);

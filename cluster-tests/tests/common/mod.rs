@@ -23,6 +23,27 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// `tollgate serve` with `config` and its store in `data`, on 127.0.0.1 with a free port and a
+/// free admin port.
+pub fn serve_command(config: &Path, data: &Path) -> Command {
+    let mut command = Command::new(bin("tollgate"));
+    command
+        .args([
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--admin-port",
+            "0",
+        ])
+        .arg("--config")
+        .arg(config)
+        .arg("--data-dir")
+        .arg(data);
+    command
+}
+
 /// A child process, killed when dropped.
 pub struct Proc(pub Child);
 

@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Proc, Started, bin, start};
+use common::{Proc, Started, bin, serve_command, start};
 use serde_json::{Value, json};
 
 const MASTER: &str = "sk-prometheus-master-5150";
@@ -57,21 +57,10 @@ use server::*;
 fn start_node(dir: &Path, config: &str) -> Started {
     let config_file = dir.join("config.yaml");
     std::fs::write(&config_file, config).unwrap();
-    let mut node = Command::new(bin("tollgate"));
-    node.args([
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--admin-port",
-        "0",
-        "--config",
-    ])
-    .arg(&config_file)
-    .arg("--data-dir")
-    .arg(dir.join("data"));
-    start(node, &dir.join("node.log"))
+    start(
+        serve_command(&config_file, &dir.join("data")),
+        &dir.join("node.log"),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
