@@ -1,9 +1,10 @@
 //! What the node tells operators: metrics through an OpenTelemetry meter provider, exported in
-//! Prometheus' text format by `opentelemetry-prometheus` (and pushed over OTLP when asked for); logs (text or JSON) through one
-//! `tracing` subscriber ([`init`]), written in batches (`log_writer`), with the per-request
-//! access line written directly ([`access`]); and request spans ([`spans`]) written as
-//! OTLP protobuf bytes as they end and exported over OTLP/gRPC by a dedicated thread (`otlp`)
-//! (W3C trace context, parent-based sampling, [`trace_request`]).
+//! Prometheus' text format by `opentelemetry-prometheus` (and pushed over OTLP when asked for,
+//! [`OtlpPush`]); logs (text or JSON) through one `tracing` subscriber ([`init`]), written in
+//! batches (`log_writer`), with the per-request access line written directly ([`access`]); and
+//! request spans ([`spans`]) written as OTLP protobuf bytes, from per-deployment templates, as
+//! they end and exported over OTLP/gRPC by a dedicated thread (`otlp`) (W3C trace context,
+//! parent-based sampling, [`trace_request`]).
 //!
 //! Names follow the OpenTelemetry GenAI semantic conventions where one exists
 //! (`gen_ai.server.request.duration`, `gen_ai.server.time_to_first_token`,

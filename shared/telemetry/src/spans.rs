@@ -1,5 +1,5 @@
 //! Request and upstream-attempt spans, written as OTLP protobuf straight into the export
-//! thread's next batch ([`crate::otlp`]) when they end.
+//! thread's next batch (`otlp`) when they end.
 //!
 //! A span here is its ids ([`SpanIds`], fixed when the request starts, so the upstream call can
 //! carry them in `traceparent`), its start, and a [`SpanTemplate`]: its kind, name and the
