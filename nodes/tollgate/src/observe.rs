@@ -71,11 +71,14 @@ async fn scrape(
     State((gateway, route)): State<(Arc<Gateway>, Arc<Route>)>,
     request: Request,
 ) -> Response {
-    if request.uri().path() != route.path || request.method() != http::Method::GET {
+    let method = request.method();
+    if request.uri().path() != route.path
+        || (method != http::Method::GET && method != http::Method::HEAD)
+    {
         return error_response(
             &ApiError::new(
                 ErrorCode::RouteNotFound,
-                format!("this listener serves only GET {}", route.path),
+                format!("this listener serves only GET and HEAD {}", route.path),
             ),
             None,
         );

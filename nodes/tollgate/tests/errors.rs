@@ -166,6 +166,60 @@ async fn routing_errors() {
         .await
         .unwrap();
     assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "POST");
+    let response = client()
+        .post(node.url("/v1/models"))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "GET, HEAD");
+}
+
+#[tokio::test]
+async fn head_is_answered_where_get_is_without_the_body() {
+    let (_mock, node) = standard().await;
+    let get = client()
+        .get(node.url("/v1/models/gpt-test"))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 200);
+    let get_type = get.headers()["content-type"].clone();
+    let get_body = get.bytes().await.unwrap();
+    assert!(!get_body.is_empty());
+    let head = client()
+        .head(node.url("/v1/models/gpt-test"))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["content-type"], get_type);
+    assert_eq!(
+        head.headers()["content-length"],
+        get_body.len().to_string(),
+        "HEAD says how long the GET's body is"
+    );
+    assert!(head.bytes().await.unwrap().is_empty(), "and sends none");
+    // The same checks as GET: no key, no answer; an unknown model, 404.
+    let head = client().head(node.url("/v1/models")).send().await.unwrap();
+    assert_eq!(head.status(), 401);
+    let head = client()
+        .head(node.url("/v1/models/no-such-model"))
+        .bearer_auth(MASTER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 404);
+    let head = client()
+        .head(node.url("/health/liveliness"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200, "probes may use HEAD");
 }
 
 #[tokio::test]

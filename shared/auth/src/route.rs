@@ -325,7 +325,9 @@ impl RouteTable {
     }
 
     /// The row for `method` and `path`: 404 when no row has the path, 405 when none has the
-    /// method (the message lists the methods that exist).
+    /// method (the message and the `Allow` header list the methods that exist). HEAD is GET
+    /// without the body (RFC 9110 section 9.3.2): a path that answers GET answers HEAD with the
+    /// GET row, and the HTTP server leaves the body out.
     pub fn lookup(&self, method: &Method, path: &str) -> Result<Matched, ApiError> {
         let found = self.paths.at(path).map_err(|_| {
             ApiError::new(
@@ -333,16 +335,22 @@ impl RouteTable {
                 format!("no route {method} {}", printable(path)),
             )
         })?;
-        let Some(route) = found.value.iter().find(|r| r.method == *method) else {
-            let allowed: Vec<&str> = found.value.iter().map(|r| r.method.as_str()).collect();
+        let row = |method: &Method| found.value.iter().find(|r| r.method == *method);
+        let route = row(method).or_else(|| (*method == Method::HEAD).then(|| row(&Method::GET))?);
+        let Some(route) = route else {
+            let mut allowed: Vec<&str> = found.value.iter().map(|r| r.method.as_str()).collect();
+            if row(&Method::GET).is_some() && row(&Method::HEAD).is_none() {
+                allowed.push(Method::HEAD.as_str());
+            }
+            let allowed = allowed.join(", ");
             return Err(ApiError::new(
                 ErrorCode::MethodNotAllowed,
                 format!(
-                    "{} does not accept {method}; use {}",
+                    "{} does not accept {method}; use {allowed}",
                     found.value.first().map_or(path, |r| r.path),
-                    allowed.join(", ")
                 ),
-            ));
+            )
+            .with_header("allow", allowed));
         };
         let model = found.params.get("model").map(percent_decode);
         Ok(Matched {
@@ -425,5 +433,26 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.status.as_u16(), 405);
         assert!(e.message.contains("POST"), "{}", e.message);
+        assert_eq!(e.headers, [("allow", "POST".to_owned())]);
+    }
+
+    #[test]
+    fn head_is_answered_where_get_is() {
+        let table = RouteTable::default();
+        for path in ["/v1/models", "/v1/models/gpt-4o", "/health/liveliness"] {
+            let get = table.lookup(&Method::GET, path).unwrap();
+            let head = table.lookup(&Method::HEAD, path).unwrap();
+            assert_eq!(head.route.id, get.route.id, "{path}");
+            assert_eq!(head.route.access, get.route.access, "{path}");
+            assert_eq!(head.model, get.model, "{path}");
+        }
+        let e = table
+            .lookup(&Method::HEAD, "/v1/chat/completions")
+            .unwrap_err();
+        assert_eq!(e.status.as_u16(), 405, "a POST-only path has no HEAD");
+        let e = table.lookup(&Method::POST, "/v1/models").unwrap_err();
+        assert_eq!(e.status.as_u16(), 405);
+        assert_eq!(e.headers, [("allow", "GET, HEAD".to_owned())]);
+        assert!(e.message.ends_with("use GET, HEAD"), "{}", e.message);
     }
 }
