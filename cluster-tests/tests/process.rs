@@ -220,6 +220,16 @@ async fn sigterm_drains_a_stream_then_exits_zero_and_logs_no_secret() {
             .unwrap();
         assert_eq!(response.headers()["x-request-id"], id, "echoed");
     }
+    let unknown = client
+        .post(format!("{url}/v1/chat/completions"))
+        .bearer_auth(MASTER)
+        .header("x-request-id", "client-id-3")
+        .json(&serde_json::json!({"model": "no-such-model",
+                                  "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
     let stream = client
         .post(format!("{url}/v1/chat/completions"))
         .bearer_auth(MASTER)
@@ -279,6 +289,14 @@ async fn sigterm_drains_a_stream_then_exits_zero_and_logs_no_secret() {
             && line[0].contains(" status=401 ")
             && line[0].contains("error=\"invalid_api_key\""),
         "{line:?}"
+    );
+    let line = access("client-id-3");
+    assert!(
+        line.len() == 1
+            && line[0].contains(" status=404 ")
+            && line[0].contains("model=\"no-such-model\"")
+            && line[0].contains("error=\"model_not_found\""),
+        "the model asked for, though no group has it: {line:?}"
     );
     let line = access(&stream_id);
     assert!(

@@ -257,7 +257,11 @@ fn log_access(o: &Outcome, status: u16, latency: Duration) {
         request_id: o.request_id.to_str().unwrap_or("-"),
         method: o.method.as_str(),
         route: o.route,
-        model: o.model.as_deref().unwrap_or(UNKNOWN),
+        model: o
+            .model
+            .as_deref()
+            .or(o.unknown_model.as_deref())
+            .unwrap_or(UNKNOWN),
         provider: o.provider(),
         deployment: o.target.as_ref().map_or(UNKNOWN, |t| &t.id),
         status,
@@ -286,8 +290,8 @@ pub(crate) struct Outcome {
     counted: bool,
     /// The model group: a label value, from the config.
     model: Option<Arc<str>>,
-    /// A model the client asked for that no group has (its first [`SHOWN_CHARS`]): only the
-    /// request's span names it; metrics and the access log say `unknown`.
+    /// A model the client asked for that no group has (its first [`SHOWN_CHARS`]): the
+    /// request's span and access line name it; metrics say `unknown` (bounded labels).
     unknown_model: Option<Box<str>>,
     /// The deployment the request went to, once chosen.
     target: Option<Arc<Target>>,
