@@ -336,7 +336,10 @@ impl RouteTable {
             )
         })?;
         let row = |method: &Method| found.value.iter().find(|r| r.method == *method);
-        let route = row(method).or_else(|| (*method == Method::HEAD).then(|| row(&Method::GET))?);
+        let route = match row(method) {
+            None if *method == Method::HEAD => row(&Method::GET),
+            route => route,
+        };
         let Some(route) = route else {
             let mut allowed: Vec<&str> = found.value.iter().map(|r| r.method.as_str()).collect();
             if row(&Method::GET).is_some() && row(&Method::HEAD).is_none() {
