@@ -153,6 +153,21 @@ fn a_busy_port_is_a_runtime_failure() {
 }
 
 #[test]
+fn an_unusable_data_dir_fails_the_start_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(dir.path(), "c.yaml", "model_list: []\n");
+    // A directory inside a file cannot be made.
+    let data = cfg.join("data");
+    let out = serve_command(&cfg, &data).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("cannot open the store in {}", data.display())),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn otlp_metrics_without_an_endpoint_fail_the_start() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write(
@@ -170,6 +185,10 @@ fn otlp_metrics_without_an_endpoint_fail_the_start() {
     assert!(
         stderr.contains("no endpoint is set") && stderr.contains("observability.otlp.endpoint"),
         "says what to set: {stderr}"
+    );
+    assert!(
+        !dir.path().join("data").exists(),
+        "a start that failed before opening the store made no data directory"
     );
     assert!(
         !stderr.contains("admin gRPC (tollgate.admin.v1) on"),

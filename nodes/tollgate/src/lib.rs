@@ -34,6 +34,7 @@ mod relay;
 mod respond;
 mod serve;
 
+use anyhow::Context as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -146,7 +147,12 @@ impl Node {
         let admin = bind_admin(options.admin, &config.admin).await?;
         let admin_addr = admin.as_ref().map(TcpListener::local_addr).transpose()?;
         let store: Arc<dyn Store> = match &options.data_dir {
-            Some(dir) => Arc::new(RedbStore::open(dir)?),
+            // Made here, once everything before it has passed: a start that fails earlier
+            // leaves no empty data directory behind.
+            Some(dir) => Arc::new(
+                RedbStore::open(dir)
+                    .with_context(|| format!("cannot open the store in {}", dir.display()))?,
+            ),
             None => Arc::new(MemoryStore::default()),
         };
         let entities = store.load().await?;

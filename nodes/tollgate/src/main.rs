@@ -102,13 +102,6 @@ fn main() -> ExitCode {
                 eprintln!("error: --host {host} --port {port} is not a socket address");
                 return ExitCode::from(EXIT_CONFIG);
             };
-            if let Err(e) = std::fs::create_dir_all(&data_dir) {
-                eprintln!(
-                    "error: cannot create --data-dir {}: {e}",
-                    data_dir.display()
-                );
-                return ExitCode::from(EXIT_RUNTIME);
-            }
             let options = NodeOptions {
                 drain_timeout: Duration::from_secs(drain_timeout),
                 data_dir: Some(data_dir),
