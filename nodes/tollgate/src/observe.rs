@@ -71,10 +71,7 @@ async fn scrape(
     State((gateway, route)): State<(Arc<Gateway>, Arc<Route>)>,
     request: Request,
 ) -> Response {
-    let method = request.method();
-    if request.uri().path() != route.path
-        || (method != http::Method::GET && method != http::Method::HEAD)
-    {
+    if request.uri().path() != route.path || !route.answers(request.method()) {
         return error_response(
             &ApiError::new(
                 ErrorCode::RouteNotFound,

@@ -6,6 +6,7 @@
 mod common;
 
 use common::*;
+use reqwest::Method;
 use serde_json::{Value, json};
 
 async fn raw(
@@ -159,43 +160,25 @@ async fn routing_errors() {
     let (status, _, json) = post(&node, "/v1/nothing-here", &json!({})).await;
     assert_eq!(status, 404);
     assert_openai_error(&json, "not_found");
-    let response = client()
-        .get(node.url("/v1/chat/completions"))
-        .bearer_auth(MASTER)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 405);
-    assert_eq!(response.headers()["allow"], "POST");
-    let response = client()
-        .post(node.url("/v1/models"))
-        .bearer_auth(MASTER)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 405);
-    assert_eq!(response.headers()["allow"], "GET, HEAD");
+    for (method, path, allow) in [
+        (Method::GET, "/v1/chat/completions", "POST"),
+        (Method::POST, "/v1/models", "GET, HEAD"),
+    ] {
+        let response = bodiless(&node, method, path, Some(MASTER)).await;
+        assert_eq!(response.status(), 405, "{path}");
+        assert_eq!(response.headers()["allow"], allow, "{path}");
+    }
 }
 
 #[tokio::test]
 async fn head_is_answered_where_get_is_without_the_body() {
     let (_mock, node) = standard().await;
-    let get = client()
-        .get(node.url("/v1/models/gpt-test"))
-        .bearer_auth(MASTER)
-        .send()
-        .await
-        .unwrap();
+    let get = bodiless(&node, Method::GET, "/v1/models/gpt-test", Some(MASTER)).await;
     assert_eq!(get.status(), 200);
     let get_type = get.headers()["content-type"].clone();
     let get_body = get.bytes().await.unwrap();
     assert!(!get_body.is_empty());
-    let head = client()
-        .head(node.url("/v1/models/gpt-test"))
-        .bearer_auth(MASTER)
-        .send()
-        .await
-        .unwrap();
+    let head = bodiless(&node, Method::HEAD, "/v1/models/gpt-test", Some(MASTER)).await;
     assert_eq!(head.status(), 200);
     assert_eq!(head.headers()["content-type"], get_type);
     assert_eq!(
@@ -204,22 +187,15 @@ async fn head_is_answered_where_get_is_without_the_body() {
         "HEAD says how long the GET's body is"
     );
     assert!(head.bytes().await.unwrap().is_empty(), "and sends none");
-    // The same checks as GET: no key, no answer; an unknown model, 404.
-    let head = client().head(node.url("/v1/models")).send().await.unwrap();
-    assert_eq!(head.status(), 401);
-    let head = client()
-        .head(node.url("/v1/models/no-such-model"))
-        .bearer_auth(MASTER)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(head.status(), 404);
-    let head = client()
-        .head(node.url("/health/liveliness"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(head.status(), 200, "probes may use HEAD");
+    // The same checks as GET: no key, no answer; an unknown model, 404; public probes.
+    for (path, key, status) in [
+        ("/v1/models", None, 401),
+        ("/v1/models/no-such-model", Some(MASTER), 404),
+        ("/health/liveliness", None, 200),
+    ] {
+        let head = bodiless(&node, Method::HEAD, path, key).await;
+        assert_eq!(head.status(), status, "HEAD {path}");
+    }
 }
 
 #[tokio::test]

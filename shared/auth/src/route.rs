@@ -65,6 +65,13 @@ pub struct Route {
 }
 
 impl Route {
+    /// Whether a request with `method` is this row's: its own method, or HEAD on a GET row
+    /// (HEAD is GET without the body, RFC 9110 section 9.3.2; the HTTP server leaves the body
+    /// out).
+    pub fn answers(&self, method: &Method) -> bool {
+        self.method == *method || (*method == Method::HEAD && self.method == Method::GET)
+    }
+
     /// The `route` label of metrics and logs: the pattern, except that a pass-through's
     /// subpath row is labelled with the configured path, like its exact row.
     pub fn label(&self) -> &'static str {
@@ -325,9 +332,8 @@ impl RouteTable {
     }
 
     /// The row for `method` and `path`: 404 when no row has the path, 405 when none has the
-    /// method (the message and the `Allow` header list the methods that exist). HEAD is GET
-    /// without the body (RFC 9110 section 9.3.2): a path that answers GET answers HEAD with the
-    /// GET row, and the HTTP server leaves the body out.
+    /// method (the message and the `Allow` header list the methods that exist). A path that
+    /// answers GET answers HEAD with the GET row ([`Route::answers`]).
     pub fn lookup(&self, method: &Method, path: &str) -> Result<Matched, ApiError> {
         let found = self.paths.at(path).map_err(|_| {
             ApiError::new(
@@ -336,10 +342,7 @@ impl RouteTable {
             )
         })?;
         let row = |method: &Method| found.value.iter().find(|r| r.method == *method);
-        let route = match row(method) {
-            None if *method == Method::HEAD => row(&Method::GET),
-            route => route,
-        };
+        let route = row(method).or_else(|| found.value.iter().find(|r| r.answers(method)));
         let Some(route) = route else {
             let mut allowed: Vec<&str> = found.value.iter().map(|r| r.method.as_str()).collect();
             if row(&Method::GET).is_some() && row(&Method::HEAD).is_none() {

@@ -175,6 +175,20 @@ pub fn chat_body(model: &str) -> serde_json::Value {
     serde_json::json!({"model": model, "messages": [{"role": "user", "content": "hello there"}], "max_tokens": 5})
 }
 
+/// A bodiless request to the node, with `key` as the bearer token when given.
+pub async fn bodiless(
+    node: &TestNode,
+    method: reqwest::Method,
+    path: &str,
+    key: Option<&str>,
+) -> reqwest::Response {
+    let mut request = client().request(method, node.url(path));
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    request.send().await.unwrap()
+}
+
 /// POSTs JSON with the master key; returns status, headers and the body as JSON (or Null).
 pub async fn post(
     node: &TestNode,
