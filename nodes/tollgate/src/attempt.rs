@@ -7,7 +7,7 @@
 //! cost); the idle timeout bounds how long that takes.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use futures::{FutureExt, StreamExt};
@@ -18,7 +18,7 @@ use tollgate_budget::Ticket;
 use tollgate_providers::sse::UsageFilter;
 use tollgate_providers::{Call, ProviderError, Reply, TraceContext, collect, upstream_error};
 use tollgate_telemetry::spans::{self, SpanHead};
-use tollgate_telemetry::{Metrics, SpanIds};
+use tollgate_telemetry::{Metrics, SpanClock, SpanIds};
 
 use crate::models::Target;
 use crate::outcome::token_attributes;
@@ -59,11 +59,16 @@ pub(crate) struct Attempt {
 
 /// The span of one upstream attempt, `ids` a child of the request's span: what it learns along
 /// the way, written when the attempt ends ([`Attempt`]'s `Drop`), named and labelled after the
-/// GenAI conventions (`chat gpt-4o-2024-08-06`, the deployment's own model name).
+/// GenAI conventions (`chat gpt-4o-2024-08-06`, the deployment's own model name). It lasts
+/// from the upstream call's start to its end, the duration the upstream latency metric records.
 #[derive(Debug)]
 pub(crate) struct AttemptSpan {
     pub(crate) ids: SpanIds,
-    start: SystemTime,
+    /// The request's clock.
+    clock: SpanClock,
+    /// When the upstream call started and ended.
+    start: Option<Instant>,
+    end: Option<Instant>,
     /// The upstream's HTTP status, once it answered.
     status: Option<u16>,
     /// Why the attempt failed (`error.type`), when it did: the first reason found.
@@ -73,10 +78,12 @@ pub(crate) struct AttemptSpan {
 }
 
 impl AttemptSpan {
-    pub(crate) fn start(ids: SpanIds) -> Self {
+    pub(crate) fn new(ids: SpanIds, clock: SpanClock) -> Self {
         Self {
             ids,
-            start: SystemTime::now(),
+            clock,
+            start: None,
+            end: None,
             status: None,
             error: None,
             tokens: None,
@@ -89,12 +96,15 @@ impl Drop for Attempt {
         let Some(span) = self.span.take() else {
             return;
         };
+        // Both are known unless the attempt was given up before its call ended.
+        let start = span.clock.wall(span.start.unwrap_or_else(Instant::now));
+        let end = span.clock.wall(span.end.unwrap_or_else(Instant::now));
         let head = SpanHead {
             ids: span.ids,
-            start: span.start,
+            start,
             template: self.target.spans.attempt(self.endpoint),
         };
-        spans::export(&head, span.error.is_some(), |writer| {
+        spans::export(&head, end, span.error.is_some(), |writer| {
             if let Some(status) = span.status {
                 writer.int("http.response.status_code", i64::from(status));
             }
@@ -172,7 +182,10 @@ impl Attempt {
             attempt: 1,
             trace,
         };
-        let started = std::time::Instant::now();
+        let started = Instant::now();
+        if let Some(span) = &mut self.span {
+            span.start = Some(started);
+        }
         let reply = match self.target.upstream.send(call).await {
             Ok(reply) => reply,
             Err(e) => {
@@ -227,7 +240,7 @@ impl Attempt {
         mut self,
         reply: Reply,
         head: oneshot::Sender<Result<Head, ApiError>>,
-        started: std::time::Instant,
+        started: Instant,
     ) {
         let (tx, pieces) = mpsc::channel(STREAM_BUFFER);
         let mut client = head
@@ -316,16 +329,20 @@ impl Attempt {
         }
     }
 
-    /// Records the attempt's duration for its deployment.
-    fn upstream_done(&self, ok: bool, started: std::time::Instant) {
+    /// Records the attempt's duration for its deployment, and where its span ends.
+    fn upstream_done(&mut self, ok: bool, started: Instant) {
+        let elapsed = started.elapsed();
         let deployment = &self.target.upstream.deployment;
         self.metrics.upstream(
             &self.target.id,
             deployment.provider.name(),
             &self.model,
             ok,
-            started.elapsed(),
+            elapsed,
         );
+        if let Some(span) = &mut self.span {
+            span.end = Some(started + elapsed);
+        }
     }
 
     /// Settles the reservation (when the caller has one) and counts the spend.

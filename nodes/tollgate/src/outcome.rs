@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use tollgate_api::{ApiError, Endpoint, ErrorCode, Usage};
@@ -17,7 +17,7 @@ use tollgate_providers::TraceContext;
 use tollgate_telemetry::spans::{
     self, Kind, SpanHead, SpanTemplate, SpanWriter, TRACEPARENT, TRACESTATE,
 };
-use tollgate_telemetry::{AccessRecord, Metrics, RequestRecord, SpanIds, trace_request};
+use tollgate_telemetry::{AccessRecord, Metrics, RequestRecord, SpanClock, SpanIds, trace_request};
 
 use crate::models::{SHOWN_CHARS, Target};
 use crate::respond::{REQUEST_ID, first_chars};
@@ -82,14 +82,15 @@ impl Outcomes {
             .cloned()
             .unwrap_or_else(|| self.new_id());
         let client_trace = headers.get(TRACEPARENT);
+        let started = Instant::now();
         Outcome {
-            trace: trace_request(client_trace).map(|ids| (ids, SystemTime::now())),
+            trace: trace_request(client_trace).map(|ids| (ids, SpanClock::starting_at(started))),
             client_trace: client_trace.cloned(),
             client_tracestate: headers.get(TRACESTATE).cloned(),
             sink: self.clone(),
             request_id,
             method: method.clone(),
-            started: Instant::now(),
+            started,
             route: UNKNOWN,
             counted: true,
             model: None,
@@ -140,7 +141,7 @@ impl Outcomes {
     fn record(&self, outcome: &mut Outcome, status: u16) {
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
         let latency = outcome.started.elapsed();
-        trace_outcome(outcome, status);
+        trace_outcome(outcome, status, latency);
         log_access(outcome, status, latency);
         if let Some(metrics) = &self.metrics {
             metrics.in_flight(-1);
@@ -179,11 +180,13 @@ impl Outcomes {
     }
 }
 
-/// Exports the request's span, when it is traced.
-fn trace_outcome(o: &Outcome, status: u16) {
-    let Some((ids, start)) = o.trace else {
+/// Exports the request's span, when it is traced: it lasts `latency`, the duration the
+/// metrics record.
+fn trace_outcome(o: &Outcome, status: u16, latency: Duration) {
+    let Some((ids, clock)) = o.trace else {
         return;
     };
+    let start = clock.wall(o.started);
     let refused;
     let template = match (&o.target, o.endpoint) {
         // The deployment's: the operation, the model group, the provider and the deployment.
@@ -215,7 +218,7 @@ fn trace_outcome(o: &Outcome, status: u16) {
         template,
     };
     let failed = status >= 500 || o.error.is_some();
-    spans::export(&head, failed, |span| {
+    spans::export(&head, start + latency, failed, |span| {
         span.str("http.request.method", o.method.as_str());
         span.str("http.route", o.route);
         span.int("http.response.status_code", i64::from(status));
@@ -277,7 +280,7 @@ fn log_access(o: &Outcome, status: u16, latency: Duration) {
 pub(crate) struct Outcome {
     /// The request's span and its start, when it is traced; exported when the outcome is
     /// recorded.
-    trace: Option<(SpanIds, SystemTime)>,
+    trace: Option<(SpanIds, SpanClock)>,
     /// The client's own `traceparent` (the span's parent), forwarded upstream as it came when
     /// the request is not traced; and its `tracestate`, always forwarded.
     client_trace: Option<HeaderValue>,
@@ -309,9 +312,9 @@ impl Outcome {
         &self.request_id
     }
 
-    /// The request span's ids, when it is traced.
-    pub(crate) fn trace(&self) -> Option<SpanIds> {
-        self.trace.map(|(ids, _)| ids)
+    /// The request span's ids and clock, when it is traced.
+    pub(crate) fn trace(&self) -> Option<(SpanIds, SpanClock)> {
+        self.trace
     }
 
     /// The trace headers for the upstream call of an attempt whose span is `attempt` (when

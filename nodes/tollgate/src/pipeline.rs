@@ -85,7 +85,7 @@ pub(crate) async fn llm(
     let (head_tx, head_rx) = oneshot::channel();
     let span = outcome
         .trace()
-        .map(|request| AttemptSpan::start(request.child()));
+        .map(|(request, clock)| AttemptSpan::new(request.child(), clock));
     let trace = outcome.upstream_trace(span.as_ref().map(|span| &span.ids));
     let attempt = Attempt {
         target: target.clone(),

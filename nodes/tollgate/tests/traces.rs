@@ -87,6 +87,13 @@ fn hex(bytes: &[u8]) -> String {
 const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
 const CLIENT_SPAN: &str = "b7ad6b7169203331";
 const UNSAMPLED_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+/// How long the upstream takes to answer a chat completion.
+const UPSTREAM_DELAY: std::time::Duration = std::time::Duration::from_millis(40);
+
+fn unix_nanos(time: std::time::SystemTime) -> u64 {
+    let since = time.duration_since(std::time::UNIX_EPOCH).unwrap();
+    u64::try_from(since.as_nanos()).unwrap()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_arrive_with_attributes_and_parentage() {
@@ -112,6 +119,7 @@ async fn spans_arrive_with_attributes_and_parentage() {
                     let state = state.map_or(String::new(), |s| format!(" {s}"));
                     recorded.lock().unwrap().push(format!("{}{state}", tp.to_str().unwrap()));
                 }
+                tokio::time::sleep(UPSTREAM_DELAY).await;
                 let body = json!({
                     "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "up-model",
                     "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
@@ -167,6 +175,7 @@ async fn spans_arrive_with_attributes_and_parentage() {
         "model_list:\n  - model_name: gpt-test\n    litellm_params: {{ model: openai/up-model, api_base: \"http://{up_addr}/v1\" }}\ngeneral_settings: {{ master_key: {MASTER} }}\n"
     );
     let node = start_node(&yaml, None).await;
+    let before = unix_nanos(std::time::SystemTime::now());
     let response = client()
         .post(node.url("/v1/chat/completions"))
         .bearer_auth(MASTER)
@@ -178,6 +187,7 @@ async fn spans_arrive_with_attributes_and_parentage() {
         .unwrap();
     assert_eq!(response.status(), 200);
     let _: Value = response.json().await.unwrap();
+    let after = unix_nanos(std::time::SystemTime::now());
     // A client that decided not to sample: no spans, its traceparent passed on as it came.
     let unsampled = format!("00-{UNSAMPLED_TRACE}-{CLIENT_SPAN}-00");
     let response = client()
@@ -287,6 +297,21 @@ async fn spans_arrive_with_attributes_and_parentage() {
     let deployment = text(request, "tollgate.deployment");
     assert!(!deployment.is_empty());
     assert_eq!(text(attempt, "tollgate.deployment"), deployment);
+    // Times: the request's span within the client's call, the attempt's within the request's,
+    // lasting at least the upstream's delay.
+    assert!(
+        before <= request.start_time_unix_nano
+            && request.start_time_unix_nano <= attempt.start_time_unix_nano
+            && attempt.end_time_unix_nano <= request.end_time_unix_nano
+            && request.end_time_unix_nano <= after,
+        "client call {before}..{after}, request {}..{}, attempt {}..{}",
+        request.start_time_unix_nano,
+        request.end_time_unix_nano,
+        attempt.start_time_unix_nano,
+        attempt.end_time_unix_nano
+    );
+    let upstream_delay = u64::try_from(UPSTREAM_DELAY.as_nanos()).unwrap();
+    assert!(attempt.end_time_unix_nano - attempt.start_time_unix_nano >= upstream_delay);
 
     // Another operation: its own name and attributes on both spans.
     let embed = spans

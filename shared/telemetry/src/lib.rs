@@ -26,7 +26,7 @@ mod traces;
 pub use access::{AccessRecord, access};
 pub use metrics::{CheckedPush, Metrics, MetricsError, OtlpPush, RequestRecord};
 pub use opentelemetry::KeyValue;
-pub use spans::SpanIds;
+pub use spans::{SpanClock, SpanIds};
 pub use traces::{
     TracingError, TracingGuard, TracingSettings, init, trace_request, trace_sample_ratio,
     traces_enabled,

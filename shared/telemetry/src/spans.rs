@@ -17,7 +17,7 @@
 //! batch when it ended, a heap buffer and a copy per span more than this.
 
 use std::sync::{Arc, OnceLock};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use http::{HeaderName, HeaderValue};
 use opentelemetry::InstrumentationScope;
@@ -121,6 +121,31 @@ pub enum Kind {
     Client,
 }
 
+/// A request's wall-clock start paired with the monotonic reading the node took at the same
+/// moment: the times of its spans are worked out from the monotonic readings the node takes
+/// anyway (for its latency metrics) instead of reading the wall clock again for each, so a
+/// span lasts exactly the duration the metrics recorded.
+#[derive(Clone, Copy, Debug)]
+pub struct SpanClock {
+    wall: SystemTime,
+    monotonic: Instant,
+}
+
+impl SpanClock {
+    /// The clock of a request that started at `monotonic` (now).
+    pub fn starting_at(monotonic: Instant) -> Self {
+        Self {
+            wall: SystemTime::now(),
+            monotonic,
+        }
+    }
+
+    /// The wall-clock time of the monotonic reading `at`.
+    pub fn wall(&self, at: Instant) -> SystemTime {
+        self.wall + at.saturating_duration_since(self.monotonic)
+    }
+}
+
 /// Where a span sits and when it started, and its [`SpanTemplate`].
 #[derive(Clone, Copy, Debug)]
 pub struct SpanHead<'a> {
@@ -167,13 +192,17 @@ impl SpanTemplate {
     }
 }
 
-/// Ends a span now and writes it, `attributes` adding its attributes, straight into the next
-/// export batch (nothing happens when traces are off); `failed` marks a span that describes a
-/// failure (status ERROR). Never blocks on the network: while the collector is behind, newer
-/// spans are dropped.
-pub fn export(head: &SpanHead<'_>, failed: bool, attributes: impl FnOnce(&mut SpanWriter<'_>)) {
+/// Writes a span that ended at `end`, `attributes` adding its attributes, straight into the
+/// next export batch (nothing happens when traces are off); `failed` marks a span that
+/// describes a failure (status ERROR). Never blocks on the network: while the collector is
+/// behind, newer spans are dropped.
+pub fn export(
+    head: &SpanHead<'_>,
+    end: SystemTime,
+    failed: bool,
+    attributes: impl FnOnce(&mut SpanWriter<'_>),
+) {
     if let Some(queue) = QUEUE.get() {
-        let end = SystemTime::now();
         queue.push(|out| {
             wire::span(out, head, end, failed, |out| {
                 attributes(&mut SpanWriter(out))
