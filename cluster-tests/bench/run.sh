@@ -16,6 +16,11 @@
 #      the same VM speed. Their ratios are then ratios of CPU cost per request, free of the
 #      drift that sequential runs of a few seconds still catch. Use it to compare variants of one
 #      gateway (the observability targets) at concurrency 32 and 128.
+#      BENCH_RESTART=1: the observability variants (tollgate-bare, -metrics, -otel, -otel10) are
+#      started afresh before every round after the first, and warmed up again. Two processes
+#      of one binary can differ in CPU per request by 1-2% for the whole of their lives (where
+#      their memory landed, hash seeds); a fresh process per round spreads that over the
+#      rounds like the VM's drift, instead of it settling a whole run's ratio.
 #      Every gateway runs in its own session (setsid), so the kernel's autogroups share the core
 #      fairly between processes; shared between threads, a gateway's helper thread (the OTLP
 #      export thread) got a share of its own and its cost fell on the other targets.
@@ -28,6 +33,7 @@ DURATION=${BENCH_SECONDS:-8}
 ROUNDS=${BENCH_ROUNDS:-3}
 WARMUP=${BENCH_WARMUP_SECONDS:-2}
 SIMULTANEOUS=${BENCH_SIMULTANEOUS:-0}
+RESTART=${BENCH_RESTART:-0}
 CONCURRENCY=${BENCH_CONCURRENCY:-"1 32 128"}
 MODES=${BENCH_MODES:-"nonstream stream"}
 TARGETS=${BENCH_TARGETS:-"direct nginx tollgate tollgate-key"}
@@ -51,6 +57,7 @@ die() {
 [[ $WARMUP =~ ^[0-9]+$ ]] || die "BENCH_WARMUP_SECONDS must be an integer, got '$WARMUP'"
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS must be a positive integer, got '$ROUNDS'"
 [[ $SIMULTANEOUS == 0 || $SIMULTANEOUS == 1 ]] || die "BENCH_SIMULTANEOUS must be 0 or 1, got '$SIMULTANEOUS'"
+[[ $RESTART == 0 || $RESTART == 1 ]] || die "BENCH_RESTART must be 0 or 1, got '$RESTART'"
 for c in $CONCURRENCY; do
     [[ $c =~ ^[1-9][0-9]*$ ]] || die "BENCH_CONCURRENCY: '$c' is not a positive integer"
 done
@@ -315,9 +322,15 @@ EOF
     [[ -n ${AUTH[tollgate-key]} ]] || die "no key in /key/generate's answer: $(head -c 400 "$WORK/key.json")"
 fi
 
-# Observability on vs off: two more nodes that differ only in their observability section.
-start_variant() { # name observability-yaml
-    local name=$1 observability=$2
+# Observability on vs off: more nodes that differ only in their observability section.
+declare -A OBSERVABILITY=(
+    [tollgate-bare]='{ metrics: { enabled: false } }'
+    [tollgate-metrics]='{}' # metrics on (the default), no traces
+    [tollgate-otel]="{ otlp: { endpoint: \"http://127.0.0.1:$MOCK_PORT\", sample_ratio: 1 } }"
+    [tollgate-otel10]="{ otlp: { endpoint: \"http://127.0.0.1:$MOCK_PORT\", sample_ratio: 0.1 } }"
+)
+start_variant() { # name
+    local name=$1 observability=${OBSERVABILITY[$1]}
     printf '%s\n' "model_list:" "  - model_name: bench" \
         "    litellm_params: { model: openai/bench, api_base: \"http://127.0.0.1:$MOCK_PORT/v1\", api_key: sk-upstream }" \
         "general_settings: { master_key: $KEY }" "observability: $observability" >"$WORK/$name.yaml"
@@ -330,18 +343,23 @@ start_variant() { # name observability-yaml
     URL[$name]=http://127.0.0.1:$(wait_announced_port "$name" "$LAST_PID")
     AUTH[$name]=$KEY
 }
-if wants tollgate-bare; then
-    start_variant tollgate-bare '{ metrics: { enabled: false } }'
-fi
-if wants tollgate-metrics; then # metrics on (the default), no traces
-    start_variant tollgate-metrics '{}'
-fi
-if wants tollgate-otel; then # every request traced
-    start_variant tollgate-otel "{ otlp: { endpoint: \"http://127.0.0.1:$MOCK_PORT\", sample_ratio: 1 } }"
-fi
-if wants tollgate-otel10; then # one request in ten traced
-    start_variant tollgate-otel10 "{ otlp: { endpoint: \"http://127.0.0.1:$MOCK_PORT\", sample_ratio: 0.1 } }"
-fi
+VARIANTS=()
+for target in $TARGETS; do
+    if [[ -n ${OBSERVABILITY[$target]:-} ]]; then
+        VARIANTS+=("$target")
+        start_variant "$target"
+    fi
+done
+restart_variants() { # stops every variant, then starts each afresh (BENCH_RESTART=1)
+    local name pid i
+    for name in "${VARIANTS[@]}"; do kill -TERM "${PID[$name]}" 2>/dev/null || true; done
+    for name in "${VARIANTS[@]}"; do
+        pid=${PID[$name]}
+        wait "$pid" 2>/dev/null || true
+        for i in "${!PIDS[@]}"; do [[ ${PIDS[$i]} == "$pid" ]] && unset 'PIDS[$i]'; done
+    done
+    for name in "${VARIANTS[@]}"; do start_variant "$name"; done
+}
 
 # ---------------------------------------------------------------------------------------------
 # Verify every target answers 200 (and Tollgate actually routed) before measuring
@@ -484,9 +502,14 @@ for mode in $MODES; do
         for ((round = 1; round <= ROUNDS; round++)); do
             # The targets loaded together: all of them at once, or one after another.
             if ((SIMULTANEOUS)); then groups=("$TARGETS"); else read -r -a groups <<<"$TARGETS"; fi
+            fresh=0
+            if ((RESTART && round > 1 && ${#VARIANTS[@]} > 0)); then
+                restart_variants
+                fresh=1
+            fi
             for group in "${groups[@]}"; do
                 # shellcheck disable=SC2086 # word splitting intended: the group's targets
-                ((WARMUP > 0 && round == 1)) && run_wrk $group "$mode" "$conc" "$WARMUP"
+                ((WARMUP > 0 && (round == 1 || fresh))) && run_wrk $group "$mode" "$conc" "$WARMUP"
                 # shellcheck disable=SC2086
                 run_wrk $group "$mode" "$conc" "$DURATION"
                 for target in $group; do
