@@ -332,14 +332,12 @@ impl Attempt {
     /// Records the attempt's duration for its deployment, and where its span ends.
     fn upstream_done(&mut self, ok: bool, started: Instant) {
         let elapsed = started.elapsed();
-        let deployment = &self.target.upstream.deployment;
-        self.metrics.upstream(
-            &self.target.id,
-            deployment.provider.name(),
-            &self.model,
-            ok,
-            elapsed,
-        );
+        let series = self.target.upstream_series.get_or_init(|| {
+            let provider = self.target.upstream.deployment.provider.name();
+            self.metrics
+                .upstream_series(&self.target.id, provider, &self.model)
+        });
+        series.record(ok, elapsed);
         if let Some(span) = &mut self.span {
             span.end = Some(started + elapsed);
         }

@@ -2,7 +2,7 @@
 //! routes.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::response::Response;
@@ -15,6 +15,7 @@ use tollgate_config::Deployment;
 use tollgate_ledger::Price;
 use tollgate_prices::PriceTable;
 use tollgate_providers::{Upstream, Upstreams};
+use tollgate_telemetry::UpstreamSeries;
 use tollgate_telemetry::spans::{Kind, SpanTemplate};
 
 use crate::outcome::operation_name;
@@ -61,6 +62,8 @@ pub(crate) struct Target {
     pub(crate) price: Option<Prices>,
     pub(crate) max_output_tokens: Option<u64>,
     pub(crate) spans: SpanTemplates,
+    /// Its upstream-duration series, bound at its first attempt.
+    pub(crate) upstream_series: OnceLock<UpstreamSeries>,
 }
 
 /// A deployment's span templates for each operation: a traced request's span and its attempt's
@@ -177,6 +180,7 @@ impl ModelGroups {
                 id,
                 price,
                 max_output_tokens,
+                upstream_series: OnceLock::new(),
                 upstream: upstreams.prepare(Arc::new(deployment))?,
             };
             groups

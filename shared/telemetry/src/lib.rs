@@ -24,7 +24,7 @@ pub mod spans;
 mod traces;
 
 pub use access::{AccessRecord, access};
-pub use metrics::{CheckedPush, Metrics, MetricsError, OtlpPush, RequestRecord};
+pub use metrics::{CheckedPush, Metrics, MetricsError, OtlpPush, RequestRecord, UpstreamSeries};
 pub use opentelemetry::KeyValue;
 pub use spans::{SpanClock, SpanIds};
 pub use traces::{

@@ -25,13 +25,8 @@ fn prometheus_names_and_labels() {
     m.request(&record(200));
     m.request(&record(502));
     m.request(&record(418));
-    m.upstream(
-        &Arc::from("dep-a"),
-        "openai",
-        &Arc::from("gpt-test"),
-        true,
-        Duration::from_millis(5),
-    );
+    m.upstream_series(&Arc::from("dep-a"), "openai", &Arc::from("gpt-test"))
+        .record(true, Duration::from_millis(5));
     m.spend(
         &Arc::from("gpt-test"),
         "openai",
@@ -39,7 +34,11 @@ fn prometheus_names_and_labels() {
         &[("key_alias", "alice".to_owned())],
     );
     m.rejection("budget", "key");
-    m.in_flight(1);
+    let before = m.render().unwrap();
+    assert!(before.contains("tollgate_requests_in_flight 0"));
+    for delta in [1, 1, -1] {
+        m.in_flight(delta);
+    }
     let text = m.render().unwrap();
     for needle in [
         r#"tollgate_requests_total{model="gpt-test",provider="openai",route="/v1/chat/completions",status_code="200"} 2"#,
@@ -67,13 +66,8 @@ fn equal_labels_from_different_strings_add_up_in_one_series() {
         let mut r = record(200);
         r.model = Arc::from(String::from("gpt-test").as_str());
         m.request(&r);
-        m.upstream(
-            &Arc::from("dep-a"),
-            "openai",
-            &r.model,
-            true,
-            Duration::from_millis(5),
-        );
+        m.upstream_series(&Arc::from("dep-a"), "openai", &r.model)
+            .record(true, Duration::from_millis(5));
         m.spend(&r.model, "openai", 10, &[]);
     }
     m.request(&record(502));
