@@ -252,13 +252,17 @@ impl Queue {
         }
     }
 
-    /// What has gathered, leaving an empty batch behind, as large as this one was (a batch
-    /// that grows by reallocating copies itself each time, under the lock).
+    /// What has gathered, leaving an empty batch behind with room for a quarter more than this
+    /// one held: a batch that outgrows its buffer is copied whole into a larger one, under the
+    /// lock.
     fn take(&self) -> (Vec<u8>, usize, bool) {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let capacity = pending.spans.len().max(64 * 1024);
+        let capacity = (pending.spans.len() + pending.spans.len() / 4).max(64 * 1024);
         let mut next = std::mem::take(&mut pending.spare);
-        next.reserve(capacity);
+        if next.capacity() < capacity {
+            // A new buffer: growing the spare would copy all of its old contents too.
+            next = Vec::with_capacity(capacity);
+        }
         let spans = std::mem::replace(&mut pending.spans, next);
         let count = std::mem::take(&mut pending.count);
         (spans, count, pending.stopping)

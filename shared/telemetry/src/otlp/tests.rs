@@ -347,6 +347,25 @@ fn a_sent_batchs_buffer_takes_the_batch_after_next() {
     assert_eq!(third.len(), second.len(), "holding only the new span");
 }
 
+#[test]
+fn the_next_batch_has_room_for_a_larger_one() {
+    let queue = Queue::default();
+    for _ in 0..200 {
+        queue_span(&queue, vec![7; 1000]);
+    }
+    // A spare too small for the next batch is replaced, not grown (which would copy its old
+    // contents under the lock).
+    queue.pending.lock().unwrap().spare = Vec::with_capacity(1024);
+    let (taken, count, _) = queue.take();
+    assert_eq!(count, 200);
+    let room = queue.pending.lock().unwrap().spans.capacity();
+    assert!(
+        room >= taken.len() + taken.len() / 4,
+        "{room} for {}",
+        taken.len()
+    );
+}
+
 /// Queues an encoded span body.
 fn queue_span(queue: &Queue, body: Vec<u8>) {
     queue.push(|out| out.extend_from_slice(&body));
