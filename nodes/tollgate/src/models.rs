@@ -11,6 +11,7 @@ use http::{HeaderValue, StatusCode};
 use rand::Rng;
 use serde::Serialize;
 use tollgate_api::{ApiError, Endpoint, ErrorCode};
+use tollgate_auth::{ROUTES, RouteId};
 use tollgate_config::Deployment;
 use tollgate_ledger::Price;
 use tollgate_prices::PriceTable;
@@ -66,12 +67,12 @@ pub(crate) struct Target {
     pub(crate) upstream_series: OnceLock<UpstreamSeries>,
 }
 
-/// A deployment's span templates for each operation: a traced request's span and its attempt's
-/// are written from them with one copy each instead of encoding their names and four
-/// attributes every time.
+/// A deployment's span templates: a traced request's span and its attempt's are written from
+/// them with one copy each instead of encoding their names and constant attributes every time.
 #[derive(Debug)]
 pub(crate) struct SpanTemplates {
-    request: PerOperation<SpanTemplate>,
+    /// The request span's, one per LLM route: its HTTP method and route are among them.
+    request: Vec<(&'static str, SpanTemplate)>,
     attempt: PerOperation<SpanTemplate>,
 }
 
@@ -79,30 +80,47 @@ impl SpanTemplates {
     fn new(group: &str, deployment: &Deployment) -> Self {
         let provider = deployment.provider.name();
         // Named and labelled after the GenAI conventions: `chat gpt-4o`.
-        let of = |kind: Kind, model: &str| {
-            PerOperation::new(|endpoint| {
-                let operation = operation_name(endpoint);
-                SpanTemplate::new(
-                    kind,
-                    &[operation, " ", model],
-                    &[
-                        ("gen_ai.operation.name", operation),
-                        ("gen_ai.request.model", model),
-                        ("gen_ai.provider.name", provider),
-                        ("tollgate.deployment", deployment.id.as_str()),
-                    ],
-                )
-            })
+        let template = |kind: Kind, endpoint: Endpoint, model: &str, http: &[(&str, &str)]| {
+            let operation = operation_name(endpoint);
+            let mut attributes = vec![
+                ("gen_ai.operation.name", operation),
+                ("gen_ai.request.model", model),
+                ("gen_ai.provider.name", provider),
+                ("tollgate.deployment", deployment.id.as_str()),
+            ];
+            attributes.extend_from_slice(http);
+            SpanTemplate::new(kind, &[operation, " ", model], &attributes)
         };
+        let request = ROUTES
+            .iter()
+            .filter_map(|route| {
+                let RouteId::Llm(endpoint) = route.id else {
+                    return None;
+                };
+                let http = [
+                    ("http.request.method", route.method.as_str()),
+                    ("http.route", route.label()),
+                ];
+                Some((
+                    route.label(),
+                    template(Kind::Server, endpoint, group, &http),
+                ))
+            })
+            .collect();
+        let upstream_model = &deployment.upstream_model;
         Self {
-            request: of(Kind::Server, group),
-            attempt: of(Kind::Client, &deployment.upstream_model),
+            request,
+            attempt: PerOperation::new(|endpoint| {
+                template(Kind::Client, endpoint, upstream_model, &[])
+            }),
         }
     }
 
-    /// The request span's: named after the model group.
-    pub(crate) fn request(&self, endpoint: Endpoint) -> &SpanTemplate {
-        self.request.get(endpoint)
+    /// The request span's for a request on `route` (its label), named after the model group;
+    /// `None` for a route that is not an LLM operation's.
+    pub(crate) fn request(&self, route: &str) -> Option<&SpanTemplate> {
+        let (_, template) = self.request.iter().find(|(label, _)| *label == route)?;
+        Some(template)
     }
 
     /// The attempt span's: named after the deployment's own model name.

@@ -188,19 +188,23 @@ fn trace_outcome(o: &Outcome, status: u16, latency: Duration) {
     };
     let start = clock.wall(o.started);
     let refused;
-    let template = match (&o.target, o.endpoint) {
-        // The deployment's: the operation, the model group, the provider and the deployment.
-        (Some(target), Some(endpoint)) => target.spans.request(endpoint),
+    let template = match o.target.as_ref().and_then(|t| t.spans.request(o.route)) {
+        // The deployment's: the operation, the model group, the provider, the deployment, the
+        // method and the route.
+        Some(template) => template,
         // Refused before a deployment was chosen: the GenAI conventions' name once the model is
         // known (`chat gpt-4o`), else the route's.
-        _ => {
+        None => {
             let operation = o.endpoint.map(operation_name);
             let model = o.model.as_deref().or(o.unknown_model.as_deref());
             let name = match (operation, model) {
                 (Some(operation), Some(model)) => [operation, " ", model],
                 _ => [o.method.as_str(), " ", o.route],
             };
-            let mut attributes = Vec::with_capacity(3);
+            let mut attributes = vec![
+                ("http.request.method", o.method.as_str()),
+                ("http.route", o.route),
+            ];
             if let Some(operation) = operation {
                 attributes.push(("gen_ai.operation.name", operation));
             }
@@ -219,8 +223,6 @@ fn trace_outcome(o: &Outcome, status: u16, latency: Duration) {
     };
     let failed = status >= 500 || o.error.is_some();
     spans::export(&head, start + latency, failed, |span| {
-        span.str("http.request.method", o.method.as_str());
-        span.str("http.route", o.route);
         span.int("http.response.status_code", i64::from(status));
         if let Some(usage) = o.usage {
             token_attributes(span, usage.input_tokens, usage.output_tokens);
