@@ -43,7 +43,8 @@ pub struct Outcomes {
     /// Keys come from the route table, the config and status codes, never from a client's
     /// text, so a fast hash is safe here.
     counts: Mutex<HashMap<OutcomeKey, u64, foldhash::fast::RandomState>>,
-    in_flight: AtomicI64,
+    /// Requests begun and not yet recorded: the metrics' in-flight gauge reads it.
+    in_flight: Arc<AtomicI64>,
     next_id: AtomicU64,
     id_prefix: u64,
     unknown: Arc<str>,
@@ -61,7 +62,9 @@ impl Outcomes {
     pub(crate) fn new(metrics: Option<Arc<Metrics>>) -> Self {
         Self {
             counts: Mutex::default(),
-            in_flight: AtomicI64::new(0),
+            in_flight: metrics
+                .as_ref()
+                .map_or_else(Arc::default, |m| m.in_flight_counter()),
             next_id: AtomicU64::new(1),
             id_prefix: rand::random(),
             unknown: Arc::from(UNKNOWN),
@@ -73,9 +76,6 @@ impl Outcomes {
     /// sane token, else makes one.
     pub(crate) fn begin(self: &Arc<Self>, method: &Method, headers: &HeaderMap) -> Outcome {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
-        if let Some(metrics) = &self.metrics {
-            metrics.in_flight(1);
-        }
         let request_id = headers
             .get(&REQUEST_ID)
             .filter(|v| is_sane_id(v.as_bytes()))
@@ -143,9 +143,6 @@ impl Outcomes {
         let latency = outcome.started.elapsed();
         trace_outcome(outcome, status, latency);
         log_access(outcome, status, latency);
-        if let Some(metrics) = &self.metrics {
-            metrics.in_flight(-1);
-        }
         if !outcome.counted {
             return;
         }

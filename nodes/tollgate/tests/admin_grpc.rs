@@ -300,6 +300,22 @@ async fn the_admin_api_stops_taking_calls_at_the_shutdown_signal() {
         .send();
     let in_flight = tokio::spawn(async move { request.await.unwrap().status() });
     eventually(|| node.outcomes.in_flight() == 1).await;
+    let scraped = common::client()
+        .get(node.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let gauge = scraped
+        .lines()
+        .find(|line| line.starts_with("tollgate_requests_in_flight "))
+        .unwrap_or_else(|| panic!("no in-flight gauge in {scraped}"));
+    assert_eq!(
+        gauge, "tollgate_requests_in_flight 2",
+        "the chat and this scrape"
+    );
 
     node.server.signal_stop();
     let refused = async {

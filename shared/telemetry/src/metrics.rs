@@ -106,8 +106,9 @@ pub struct Metrics {
     scrape: Arc<RwLock<()>>,
     requests: Counter<u64>,
     failed: Counter<u64>,
-    /// Requests being handled, read by the `tollgate.requests.in_flight` instrument when metrics
-    /// are collected: one atomic add per change instead of a measurement through the SDK.
+    /// Requests being handled, kept by whoever handles them ([`Metrics::in_flight_counter`])
+    /// and read by the `tollgate.requests.in_flight` instrument when metrics are collected: no
+    /// measurement through the SDK per request.
     in_flight: Arc<AtomicI64>,
     _in_flight_instrument: ObservableUpDownCounter<i64>,
     duration: Histogram<f64>,
@@ -418,11 +419,10 @@ impl Metrics {
         }
     }
 
-    pub fn in_flight(&self, delta: i64) {
-        if !self.enabled {
-            return;
-        }
-        self.in_flight.fetch_add(delta, Ordering::Relaxed);
+    /// The count of requests being handled that `tollgate.requests.in_flight` reports: the
+    /// node adds one when a request begins and subtracts it when it ends.
+    pub fn in_flight_counter(&self) -> Arc<AtomicI64> {
+        self.in_flight.clone()
     }
 
     /// The upstream-duration series of one deployment (serving the model group `model`), bound
