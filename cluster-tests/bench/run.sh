@@ -170,6 +170,12 @@ start_bg() { # name cmd... ; stdout -> $WORK/name.out, stderr -> $WORK/name.err;
     PIDS+=("$LAST_PID")
 }
 
+reaped() { # pid: a process this script waited for, no longer to be stopped on exit
+    local i
+    for i in "${!PIDS[@]}"; do [[ ${PIDS[$i]} == "$1" ]] && unset 'PIDS[$i]'; done
+    return 0
+}
+
 alive_or_die() { # name pid
     kill -0 "$2" 2>/dev/null && return 0
     die "$1 exited early; last lines of $WORK/$1.err:
@@ -351,12 +357,11 @@ for target in $TARGETS; do
     fi
 done
 restart_variants() { # stops every variant, then starts each afresh (BENCH_RESTART=1)
-    local name pid i
+    local name
     for name in "${VARIANTS[@]}"; do kill -TERM "${PID[$name]}" 2>/dev/null || true; done
     for name in "${VARIANTS[@]}"; do
-        pid=${PID[$name]}
-        wait "$pid" 2>/dev/null || true
-        for i in "${!PIDS[@]}"; do [[ ${PIDS[$i]} == "$pid" ]] && unset 'PIDS[$i]'; done
+        wait "${PID[$name]}" 2>/dev/null || true
+        reaped "${PID[$name]}"
     done
     for name in "${VARIANTS[@]}"; do start_variant "$name"; done
 }
@@ -430,9 +435,9 @@ launch_wrk() { # target mode conc seconds outfile; starts wrk on the load core, 
 
 await_wrk() { # target mode conc outfile pid; waits in the background so that Ctrl-C / SIGTERM
     # reach the trap at once
-    local target=$1 mode=$2 conc=$3 out=$4 wpid=$5 rc=0 i
+    local target=$1 mode=$2 conc=$3 out=$4 wpid=$5 rc=0
     wait "$wpid" || rc=$?
-    for i in "${!PIDS[@]}"; do [[ ${PIDS[$i]} == "$wpid" ]] && unset 'PIDS[$i]'; done
+    reaped "$wpid"
     ((rc == 0)) || die "wrk failed against $target ($mode, c=$conc), exit $rc:
 $(cat "$out")"
     grep -q '^BENCH ' "$out" || die "wrk printed no summary against $target ($mode, c=$conc):
