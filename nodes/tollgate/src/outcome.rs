@@ -183,7 +183,8 @@ fn trace_outcome(o: &Outcome, status: u16, latency: Duration) {
     let Some((ids, clock)) = o.trace else {
         return;
     };
-    let start = clock.wall(o.started);
+    // The clock started when the request did.
+    let start = clock.start();
     let refused;
     let template = match o.target.as_ref().and_then(|t| t.spans.request(o.route)) {
         // The deployment's: the operation, the model group, the provider, the deployment, the
@@ -219,7 +220,7 @@ fn trace_outcome(o: &Outcome, status: u16, latency: Duration) {
         template,
     };
     let failed = status >= 500 || o.error.is_some();
-    spans::export(&head, start + latency, failed, |span| {
+    spans::export(&head, start.after(latency), failed, |span| {
         span.int("http.response.status_code", i64::from(status));
         if let Some(usage) = o.usage {
             token_attributes(span, usage.input_tokens, usage.output_tokens);

@@ -16,12 +16,15 @@
 //! than writing them at once; and writing each span into a buffer of its own, copied into the
 //! batch when it ended, a heap buffer and a copy per span more than this.
 
+use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use http::{HeaderName, HeaderValue};
 use opentelemetry::InstrumentationScope;
 use opentelemetry::trace::{SpanId, TraceId};
+use rand::rngs::SmallRng;
+use rand::{Rng as _, SeedableRng as _};
 
 use crate::otlp::{Queue, wire};
 
@@ -71,7 +74,7 @@ impl SpanIds {
                 parent_remote: true,
             },
             None => SpanIds {
-                trace_id: TraceId::from(rand::random::<u128>().max(1)),
+                trace_id: TraceId::from(random::<u128>().max(1)),
                 span_id: new_span_id(),
                 parent: SpanId::INVALID,
                 parent_remote: false,
@@ -94,22 +97,50 @@ impl SpanIds {
         // `00-<32 hex>-<16 hex>-01`, written without the formatting machinery: this runs for
         // every traced upstream call.
         let mut text = *b"00-00000000000000000000000000000000-0000000000000000-01";
-        hex_into(&mut text[3..35], &self.trace_id.to_bytes());
-        hex_into(&mut text[36..52], &self.span_id.to_bytes());
+        text[3..35].copy_from_slice(&hex::<16, 32>(self.trace_id.to_bytes()));
+        text[36..52].copy_from_slice(&hex::<8, 16>(self.span_id.to_bytes()));
         HeaderValue::from_bytes(&text).unwrap_or(HeaderValue::from_static(""))
     }
 }
 
-fn hex_into(out: &mut [u8], bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
-        pair[0] = HEX[usize::from(byte >> 4)];
-        pair[1] = HEX[usize::from(byte & 0xf)];
+/// `bytes` in lower-case hex (`M` is twice `N`), one table lookup per byte.
+fn hex<const N: usize, const M: usize>(bytes: [u8; N]) -> [u8; M] {
+    let mut out = [0; M];
+    for (i, byte) in bytes.into_iter().enumerate() {
+        [out[2 * i], out[2 * i + 1]] = HEX_PAIRS[usize::from(byte)];
     }
+    out
+}
+
+/// Each byte's two lower-case hex digits.
+static HEX_PAIRS: [[u8; 2]; 256] = {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut pairs = [[0; 2]; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        pairs[byte] = [HEX[byte >> 4], HEX[byte & 0xf]];
+        byte += 1;
+    }
+    pairs
+};
+
+thread_local! {
+    /// Where trace and span ids come from: a small fast generator per thread, seeded from the
+    /// operating system, as the OpenTelemetry SDK's own id generator does. Ids need to be
+    /// unique and unpredictable enough not to collide, not secret; the thread's `rand`
+    /// generator (a cryptographic one) cost three times as much per id.
+    static IDS: RefCell<SmallRng> = RefCell::new(SmallRng::from_os_rng());
+}
+
+fn random<T>() -> T
+where
+    rand::distr::StandardUniform: rand::distr::Distribution<T>,
+{
+    IDS.with_borrow_mut(|rng| rng.random())
 }
 
 fn new_span_id() -> SpanId {
-    SpanId::from(rand::random::<u64>().max(1))
+    SpanId::from(random::<u64>().max(1))
 }
 
 /// The kind of a span this node makes.
@@ -121,13 +152,44 @@ pub enum Kind {
     Client,
 }
 
+/// A span's start or end as OTLP writes it: nanoseconds since the Unix epoch. Kept as the
+/// integer it is sent as, so working out a span's times is integer additions, not `SystemTime`
+/// arithmetic and conversions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SpanTime(u64);
+
+impl SpanTime {
+    /// `time` (the epoch itself for a time before it).
+    pub fn of(time: SystemTime) -> Self {
+        Self(nanos(
+            time.duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default(),
+        ))
+    }
+
+    /// The time `by` after this one.
+    pub fn after(self, by: Duration) -> Self {
+        Self(self.0.saturating_add(nanos(by)))
+    }
+
+    pub(crate) fn unix_nanos(self) -> u64 {
+        self.0
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    d.as_secs()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::from(d.subsec_nanos()))
+}
+
 /// A request's wall-clock start paired with the monotonic reading the node took at the same
 /// moment: the times of its spans are worked out from the monotonic readings the node takes
 /// anyway (for its latency metrics) instead of reading the wall clock again for each, so a
 /// span lasts exactly the duration the metrics recorded.
 #[derive(Clone, Copy, Debug)]
 pub struct SpanClock {
-    wall: SystemTime,
+    wall: SpanTime,
     monotonic: Instant,
 }
 
@@ -135,14 +197,20 @@ impl SpanClock {
     /// The clock of a request that started at `monotonic` (now).
     pub fn starting_at(monotonic: Instant) -> Self {
         Self {
-            wall: SystemTime::now(),
+            wall: SpanTime::of(SystemTime::now()),
             monotonic,
         }
     }
 
+    /// The request's start.
+    pub fn start(&self) -> SpanTime {
+        self.wall
+    }
+
     /// The wall-clock time of the monotonic reading `at`.
-    pub fn wall(&self, at: Instant) -> SystemTime {
-        self.wall + at.saturating_duration_since(self.monotonic)
+    pub fn wall(&self, at: Instant) -> SpanTime {
+        self.wall
+            .after(at.saturating_duration_since(self.monotonic))
     }
 }
 
@@ -150,7 +218,7 @@ impl SpanClock {
 #[derive(Clone, Copy, Debug)]
 pub struct SpanHead<'a> {
     pub ids: SpanIds,
-    pub start: SystemTime,
+    pub start: SpanTime,
     pub template: &'a SpanTemplate,
 }
 
@@ -160,11 +228,13 @@ pub struct SpanWriter<'a>(&'a mut Vec<u8>);
 
 impl SpanWriter<'_> {
     /// A string attribute.
+    #[inline]
     pub fn str(&mut self, key: &str, value: &str) {
         wire::string_attribute(self.0, key, value);
     }
 
     /// An integer attribute.
+    #[inline]
     pub fn int(&mut self, key: &str, value: i64) {
         wire::int_attribute(self.0, key, value);
     }
@@ -198,7 +268,7 @@ impl SpanTemplate {
 /// behind, newer spans are dropped.
 pub fn export(
     head: &SpanHead<'_>,
-    end: SystemTime,
+    end: SpanTime,
     failed: bool,
     attributes: impl FnOnce(&mut SpanWriter<'_>),
 ) {
@@ -259,7 +329,7 @@ mod tests {
             parent: SpanId::INVALID,
             parent_remote: false,
         };
-        let start = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
+        let start = SpanTime::of(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000));
         let pairs = [
             ("gen_ai.operation.name", "chat"),
             ("gen_ai.request.model", "gpt-4o"),
@@ -288,6 +358,44 @@ mod tests {
             span.int("n", 1);
         });
         assert_eq!(once, each);
+    }
+
+    #[test]
+    fn span_times_are_the_clocks_start_plus_the_monotonic_time_since() {
+        let started = Instant::now();
+        let clock = SpanClock::starting_at(started);
+        let start = clock.start().unix_nanos();
+        let now = SpanTime::of(SystemTime::now()).unix_nanos();
+        assert!(
+            start <= now && now - start < 60_000_000_000,
+            "{start} vs {now}"
+        );
+        let later = started + Duration::from_millis(40);
+        assert_eq!(clock.wall(later).unix_nanos(), start + 40_000_000);
+        assert_eq!(clock.wall(started).unix_nanos(), start);
+        assert_eq!(
+            clock.start().after(Duration::new(2, 5)).unix_nanos(),
+            start + 2_000_000_005
+        );
+        assert_eq!(
+            SpanTime::of(SystemTime::UNIX_EPOCH - Duration::from_secs(1)).unix_nanos(),
+            0
+        );
+    }
+
+    #[test]
+    fn ids_differ_between_draws_and_between_threads() {
+        let draw = || (0..1000).map(|_| SpanIds::server(None)).collect::<Vec<_>>();
+        let mut ids = draw();
+        ids.extend(std::thread::spawn(draw).join().unwrap());
+        let mut span_ids: Vec<_> = ids.iter().map(|ids| ids.span_id).collect();
+        let mut trace_ids: Vec<_> = ids.iter().map(|ids| ids.trace_id).collect();
+        span_ids.sort_by_key(|id| id.to_bytes());
+        span_ids.dedup();
+        trace_ids.sort_by_key(|id| id.to_bytes());
+        trace_ids.dedup();
+        assert_eq!((span_ids.len(), trace_ids.len()), (2000, 2000));
+        assert!(!span_ids.contains(&SpanId::INVALID) && !trace_ids.contains(&TraceId::INVALID));
     }
 
     #[test]
