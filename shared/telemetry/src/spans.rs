@@ -127,8 +127,8 @@ static HEX_PAIRS: [[u8; 2]; 256] = {
 thread_local! {
     /// Where trace and span ids come from: a small fast generator per thread, seeded from the
     /// operating system, as the OpenTelemetry SDK's own id generator does. Ids need to be
-    /// unique and unpredictable enough not to collide, not secret; the thread's `rand`
-    /// generator (a cryptographic one) cost three times as much per id.
+    /// unique and unpredictable enough not to collide, not secret, and the thread's `rand`
+    /// generator (a cryptographic one, with its reseeding checks) costs more per id.
     static IDS: RefCell<SmallRng> = RefCell::new(SmallRng::from_os_rng());
 }
 
