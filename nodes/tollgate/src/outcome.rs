@@ -106,18 +106,12 @@ impl Outcomes {
 
     /// 32 hex digits: this node's random prefix, then a counter.
     fn new_id(&self) -> HeaderValue {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let mut id = [0u8; 32];
-        for (i, digit) in id.iter_mut().enumerate() {
-            let (word, at) = if i < 16 {
-                (self.id_prefix, i)
-            } else {
-                (n, i - 16)
-            };
-            *digit = HEX[((word >> (60 - 4 * at)) & 0xf) as usize];
-        }
-        HeaderValue::from_bytes(&id).unwrap_or(HeaderValue::from_static("0"))
+        let mut bytes = [0; 16];
+        bytes[..8].copy_from_slice(&self.id_prefix.to_be_bytes());
+        bytes[8..].copy_from_slice(&n.to_be_bytes());
+        HeaderValue::from_bytes(&spans::hex::<16, 32>(bytes))
+            .unwrap_or(HeaderValue::from_static("0"))
     }
 
     /// Counts per outcome key, sorted.
@@ -400,5 +394,20 @@ impl Drop for Outcome {
         };
         self.finished = true;
         self.sink.clone().record(self, status);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_request_ids_are_the_nodes_prefix_then_a_counter_in_hex() {
+        let outcomes = Outcomes::default();
+        let prefix = format!("{:016x}", outcomes.id_prefix);
+        for n in 1..=3_u64 {
+            let id = outcomes.new_id();
+            assert_eq!(id.to_str().unwrap(), format!("{prefix}{n:016x}"));
+        }
     }
 }

@@ -103,8 +103,9 @@ impl SpanIds {
     }
 }
 
-/// `bytes` in lower-case hex (`M` is twice `N`), one table lookup per byte.
-fn hex<const N: usize, const M: usize>(bytes: [u8; N]) -> [u8; M] {
+/// `bytes` in lower-case hex (`M` is twice `N`), one table lookup per byte: for the ids the
+/// node writes on every request (`traceparent` here, the node's own `x-request-id`).
+pub fn hex<const N: usize, const M: usize>(bytes: [u8; N]) -> [u8; M] {
     let mut out = [0; M];
     for (i, byte) in bytes.into_iter().enumerate() {
         [out[2 * i], out[2 * i + 1]] = HEX_PAIRS[usize::from(byte)];
@@ -132,7 +133,8 @@ thread_local! {
     static IDS: RefCell<SmallRng> = RefCell::new(SmallRng::from_os_rng());
 }
 
-fn random<T>() -> T
+/// A draw from this thread's id generator ([`IDS`]).
+pub(crate) fn random<T>() -> T
 where
     rand::distr::StandardUniform: rand::distr::Distribution<T>,
 {
@@ -178,9 +180,7 @@ impl SpanTime {
 }
 
 fn nanos(d: Duration) -> u64 {
-    d.as_secs()
-        .saturating_mul(1_000_000_000)
-        .saturating_add(u64::from(d.subsec_nanos()))
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// A request's wall-clock start paired with the monotonic reading the node took at the same

@@ -38,7 +38,7 @@ pub fn trace_request(traceparent: Option<&HeaderValue>) -> Option<SpanIds> {
         None => match SAMPLE_BELOW.load(Ordering::Relaxed) {
             u64::MAX => true,
             0 => false,
-            below => rand::random::<u64>() < below,
+            below => crate::spans::random::<u64>() < below,
         },
     };
     sampled.then(|| SpanIds::server(parent))
